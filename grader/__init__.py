@@ -1,0 +1,2 @@
+"""socklab's grader: the harness that drives student programs, the pytest
+plugin that scores them, and the `socklab` command line."""

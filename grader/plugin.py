@@ -1,0 +1,292 @@
+"""socklab's pytest plugin (registered through the pytest11 entry point).
+
+It gives every suite the same few things: which submission to test
+(--submission), a clean copy of the student's files for each test, fixtures
+that spawn programs and connect clients and clean up after themselves,
+seeded randomness, points and task markers, failure messages written for a
+student, and a JSON record of every test's result for `socklab grade`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import random
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from . import manifest, ports
+from .client import LineClient
+from .failure import GradingFailure
+from .launch import start_server as _start_server
+from .process import Limits, Program, python_argv
+from .submission import Snapshot, locate, snapshot
+from .transcript import Transcript
+
+STATE = pytest.StashKey["SocklabState"]()
+TRANSCRIPT = pytest.StashKey[Transcript]()
+
+
+class SocklabState:
+    """What the plugin keeps for one pytest session."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.submission: Path | None = config.getoption("socklab_submission")
+        self.seed = _session_seed(config)
+        self.results_path: str | None = config.getoption("socklab_results")
+        self.temp_root = Path(tempfile.mkdtemp(prefix="socklab-"))
+        self.snapshots: dict[str, Snapshot] = {}
+        self.collected: dict[str, dict] = {}
+        self.outcomes: dict[str, dict] = {}
+
+    def snapshot_for(self, exercise: manifest.Exercise, test_path: Path) -> Snapshot:
+        if exercise.id not in self.snapshots:
+            if self.submission is not None:
+                source = locate(self.submission, exercise)
+            elif test_path.is_relative_to(manifest.EXERCISES_DIR):
+                source = exercise.folder  # a student running the visible tests
+            else:
+                raise pytest.UsageError(
+                    f"{test_path} is a hidden suite: say which submission to grade "
+                    "with --submission DIR (for example --submission solutions)")
+            dest = self.temp_root / "submitted" / exercise.id
+            dest.mkdir(parents=True)
+            self.snapshots[exercise.id] = snapshot(source, exercise, dest)
+        return self.snapshots[exercise.id]
+
+
+def _session_seed(config: pytest.Config) -> int:
+    given = config.getoption("socklab_seed") or os.environ.get("SOCKLAB_SEED")
+    if given:
+        return int(given)
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput:  # xdist: every worker derives the same seed
+        return int(workerinput["testrunuid"][:8], 16)
+    return random.SystemRandom().randrange(1, 10**9)
+
+
+# -- configuration ------------------------------------------------------------
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("socklab")
+    group.addoption("--submission", dest="socklab_submission", type=Path, default=None,
+                    help="test this submission (a folder laid out like exercises/, or one "
+                         "exercise folder) instead of the exercise folder itself")
+    group.addoption("--socklab-seed", dest="socklab_seed", default=None,
+                    help="seed for the random messages, counts and names (printed on failure)")
+    group.addoption("--socklab-results", dest="socklab_results", default=None,
+                    help="write every test's result and points as JSON to this file")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "points(n): what the test is worth when graded")
+    config.addinivalue_line("markers", "task(n): the README task the test checks")
+    state = SocklabState(config)
+    config.stash[STATE] = state
+    if state.results_path and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(ResultRecorder(state), "socklab-results")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is not None:
+        shutil.rmtree(state.temp_root, ignore_errors=True)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = config.stash[STATE]
+    where = state.submission or "each exercise's own folder"
+    return [f"socklab: submission {where}, seed {state.seed} (rerun with --socklab-seed {state.seed})"]
+
+
+def _marker_arg(item: pytest.Item, name: str, default):
+    marker = item.get_closest_marker(name)
+    return marker.args[0] if marker and marker.args else default
+
+
+# -- fixtures -----------------------------------------------------------------
+
+@pytest.fixture
+def exercise(request: pytest.FixtureRequest) -> manifest.Exercise:
+    """The manifest entry of the exercise this test file belongs to."""
+    found = manifest.for_path(request.path)
+    if found is None:
+        raise pytest.UsageError(f"{request.path} is not inside an exercise folder")
+    if not found.supported_here():
+        pytest.skip(f"{found.id} needs {' or '.join(found.platforms)}; this is {sys.platform}")
+    return found
+
+
+@pytest.fixture
+def workdir(request: pytest.FixtureRequest, exercise: manifest.Exercise) -> Path:
+    """A fresh folder holding a copy of the student's files, for this test only."""
+    state: SocklabState = request.config.stash[STATE]
+    snap = state.snapshot_for(exercise, request.path)
+    if not snap.complete:
+        raise GradingFailure(
+            did=f"looked for your files for {exercise.id}: {', '.join(exercise.files)}",
+            expected="every file the exercise asks for, as a plain file",
+            got="; ".join(snap.problems),
+        )
+    folder = Path(tempfile.mkdtemp(prefix="run-", dir=state.temp_root))
+    for path in snap.folder.iterdir():
+        shutil.copyfile(path, folder / path.name)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def transcript(request: pytest.FixtureRequest) -> Transcript:
+    """This test's record of the conversation (shown when the test fails)."""
+    record = Transcript()
+    request.node.stash[TRANSCRIPT] = record
+    return record
+
+
+@pytest.fixture
+def rng(request: pytest.FixtureRequest) -> random.Random:
+    """Randomness that is different for every test and run, yet replayable
+    with --socklab-seed."""
+    seed = request.config.stash[STATE].seed
+    return random.Random(f"{seed}:{request.node.nodeid}")
+
+
+@pytest.fixture
+def free_port():
+    """A factory of ports nobody else is using (see grader.ports)."""
+    return ports.free_port
+
+
+@pytest.fixture
+def spawn(workdir: Path, transcript: Transcript, request: pytest.FixtureRequest):
+    """A factory that starts one of the student's files as a program:
+    spawn("tcp_server.py", port, name="server", limits=Limits(...)).
+    Every program it started is killed and reaped after the test."""
+    state: SocklabState = request.config.stash[STATE]
+    programs: list[Program] = []
+
+    def start(script: str, *args, name: str = "program", limits: Limits | None = None) -> Program:
+        log_dir = Path(tempfile.mkdtemp(prefix="logs-", dir=state.temp_root))
+        program = Program(python_argv(workdir / script, *args), cwd=workdir,
+                          transcript=transcript, name=name, limits=limits or Limits(),
+                          log_dir=log_dir)
+        programs.append((program, log_dir))
+        return program
+
+    yield start
+    for program, log_dir in programs:
+        program.stop()
+        shutil.rmtree(log_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def start_server(spawn, free_port):
+    """start_server("chat_server.py", lambda port: [port, 5],
+    lambda port: r"started the main poll loop") -> (program, port)."""
+    def start(script, args, ready, name="server", timeout=10.0):
+        return _start_server(spawn, free_port, script, args, ready, name=name, timeout=timeout)
+    return start
+
+
+@pytest.fixture
+def connect(transcript: Transcript):
+    """A factory of line clients: connect(port, name="alice", host="127.0.0.1").
+    Every client it opened is closed after the test."""
+    clients: list[LineClient] = []
+
+    def open_client(port: int, name: str | None = None, host: str = "127.0.0.1",
+                    timeout: float = 5.0) -> LineClient:
+        client = LineClient(port, transcript, name=name or f"client{len(clients) + 1}",
+                            host=host, timeout=timeout)
+        clients.append(client)
+        return client
+
+    yield open_client
+    for client in clients:
+        client.close(note=False)
+
+
+# -- reporting ----------------------------------------------------------------
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.failed and call.excinfo is not None:
+        report.longrepr = _student_message(item, call.excinfo) or report.longrepr
+    return report
+
+
+def _student_message(item: pytest.Item, excinfo) -> str | None:
+    """Our failure text: the verdict, the transcript, each program's output,
+    the seed and where to read up. None keeps pytest's own report (used for
+    errors that are not a verdict on the student's program)."""
+    if not isinstance(excinfo.value, GradingFailure):
+        return None
+    transcript = item.stash.get(TRANSCRIPT, None)
+    state: SocklabState = item.config.stash[STATE]
+    parts = [f"{item.name}", "", excinfo.value.render()]
+    if transcript is not None:
+        parts += ["", "Transcript (time since the test started, who, -> sent / <- received):",
+                  transcript.render()]
+        for program in transcript.programs:
+            parts += ["", program.output_tail()]
+    exercise = manifest.for_path(item.path)
+    task = _marker_arg(item, "task", None)
+    if exercise is not None:
+        where = f"exercises/{exercise.id}/README.md" + (f", Task {task}" if task else "")
+        parts += ["", f"Read more: {where}"]
+    parts.append(f"Seed: {state.seed} (replay with --socklab-seed {state.seed})")
+    return "\n".join(parts)
+
+
+def _text(longrepr) -> str:
+    if longrepr is None:
+        return ""
+    if isinstance(longrepr, tuple):  # a skip: (path, line, reason)
+        return str(longrepr[2])
+    return str(longrepr)
+
+
+class ResultRecorder:
+    """Collects each test's outcome and points; writes them as JSON at the
+    end of the session (for `socklab grade`, which runs one process per
+    exercise, never xdist)."""
+
+    def __init__(self, state: SocklabState) -> None:
+        self.state = state
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            exercise = manifest.for_path(item.path)
+            self.state.collected[item.nodeid] = {
+                "nodeid": item.nodeid,
+                "name": item.name,
+                "exercise": exercise.id if exercise else None,
+                "points": _marker_arg(item, "points", 0),
+                "task": _marker_arg(item, "task", None),
+            }
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        entry = self.state.outcomes.setdefault(report.nodeid, {"outcome": "passed", "message": ""})
+        if report.skipped and entry["outcome"] == "passed":
+            entry.update(outcome="skipped", message=_text(report.longrepr))
+        elif report.failed and entry["outcome"] != "failed":
+            prefix = "cleanup after the test failed:\n" if report.when == "teardown" else ""
+            entry.update(outcome="failed", message=prefix + _text(report.longrepr))
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if not self.state.results_path:
+            return
+        tests = []
+        for nodeid, info in self.state.collected.items():
+            result = self.state.outcomes.get(
+                nodeid, {"outcome": "not run", "message": "the test did not run"})
+            earned = info["points"] if result["outcome"] == "passed" else 0
+            tests.append({**info, "status": result["outcome"], "score": earned,
+                          "max_score": info["points"], "message": result["message"]})
+        Path(self.state.results_path).write_text(json.dumps(
+            {"seed": self.state.seed, "exitstatus": int(exitstatus), "tests": tests}, indent=2))

@@ -1,0 +1,312 @@
+"""Run a student's program under pexpect and watch what it prints.
+
+The program gets a pseudo-terminal as stdout (so it behaves as in a
+student's terminal) and a file as stderr (so the suites can tell the two
+apart). A reader thread drains the terminal all the time: a server that
+logs every broadcast must never block in print() because nobody reads.
+Every program runs in its own session; stopping it kills the whole process
+group and any descendant that was seen, then reaps it."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import resource
+import select
+import signal
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pexpect
+import psutil
+
+from .failure import GradingFailure
+from .transcript import Transcript
+
+MAX_LINES = 200_000     # lines kept for matching; a runaway printer is cut off
+TAIL_LINES = 25
+
+
+@dataclass
+class Limits:
+    """Resource limits for a student's program (applied where the OS allows)."""
+
+    cpu_seconds: int = 120
+    address_space: int = 2 << 30
+    open_files: int | None = None       # None: inherit the grader's limit
+    core_bytes: int = 0
+
+
+def child_environment(workdir: Path) -> dict[str, str]:
+    """A small, explicit environment: nothing of the grader's leaks in, and
+    nothing (such as PYTHONUNBUFFERED) hides a buffering bug."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(workdir),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONIOENCODING": "utf-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONPATH": str(workdir),
+        "TMPDIR": str(workdir),
+    }
+
+
+@dataclass
+class Exit:
+    code: int | None        # exit status, or None if killed by a signal
+    signal: int | None
+
+    def describe(self) -> str:
+        if self.signal is not None:
+            return f"killed by signal {signal.Signals(self.signal).name}"
+        return f"exited with status {self.code}"
+
+
+@dataclass
+class Program:
+    """One running student program."""
+
+    argv: list[str]
+    cwd: Path
+    transcript: Transcript
+    name: str = "program"
+    limits: Limits = field(default_factory=Limits)
+    env: dict[str, str] | None = None
+    log_dir: Path | None = None     # where stderr is kept; default: cwd
+
+    def __post_init__(self) -> None:
+        self.lines: list[str] = []
+        self._partial = b""
+        self._cursor = 0
+        self._eof = False
+        self._cond = threading.Condition()
+        self._exit: Exit | None = None
+        self._stderr_path = Path(tempfile.mkstemp(prefix="stderr-", dir=self.log_dir or self.cwd)[1])
+        self._known_pids: set[int] = set()
+        env = self.env or child_environment(self.cwd)
+        limits = self.limits
+        stderr_path = str(self._stderr_path)
+
+        def in_child() -> None:
+            fd = os.open(stderr_path, os.O_WRONLY | os.O_TRUNC)
+            os.dup2(fd, 2)
+            os.close(fd)
+            _set_limit(resource.RLIMIT_CORE, limits.core_bytes)
+            _set_limit(resource.RLIMIT_CPU, limits.cpu_seconds)
+            if sys.platform.startswith("linux"):
+                _set_limit(resource.RLIMIT_AS, limits.address_space)
+            if limits.open_files is not None:
+                _set_limit(resource.RLIMIT_NOFILE, limits.open_files)
+
+        self.child = pexpect.spawn(
+            self.argv[0], self.argv[1:], cwd=str(self.cwd), env=env,
+            echo=False, preexec_fn=in_child, timeout=None,
+            dimensions=(24, 400),
+        )
+        self.pid = self.child.pid
+        self._known_pids.add(self.pid)
+        self.transcript.programs.append(self)
+        self.transcript.note(self.name, "started: " + " ".join(self.argv[1:]))
+        self._reader = threading.Thread(target=self._drain, name=f"drain-{self.pid}", daemon=True)
+        self._reader.start()
+
+    # -- output -------------------------------------------------------------
+
+    def _drain(self) -> None:
+        fd = self.child.child_fd
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        while True:
+            try:
+                if not poller.poll(200):
+                    continue
+                chunk = os.read(fd, 65536)
+            except OSError as exc:
+                if exc.errno in (errno.EIO, errno.EBADF):
+                    chunk = b""  # Linux reports the closed terminal as EIO
+                else:
+                    raise
+            except ValueError:
+                chunk = b""
+            with self._cond:
+                if not chunk:
+                    if self._partial:
+                        self._store(self._partial)
+                        self._partial = b""
+                    self._eof = True
+                    self._cond.notify_all()
+                    return
+                data = self._partial + chunk
+                *complete, self._partial = data.split(b"\n")
+                for raw in complete:
+                    self._store(raw)
+                self._cond.notify_all()
+
+    def _store(self, raw: bytes) -> None:
+        if len(self.lines) < MAX_LINES:
+            self.lines.append(raw.rstrip(b"\r").decode("utf-8", errors="replace"))
+
+    def expect_line(self, pattern: str | re.Pattern, timeout: float = 5.0,
+                    did: str = "", literal: bool = False) -> re.Match:
+        """Wait for the next stdout line matching `pattern` (other lines in
+        between are allowed) and return the match."""
+        regex = re.compile(re.escape(pattern) + r"\s*$" if literal else pattern) \
+            if isinstance(pattern, str) else pattern
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                while self._cursor < len(self.lines):
+                    line = self.lines[self._cursor]
+                    self._cursor += 1
+                    match = regex.match(line)
+                    if match:
+                        return match
+                remaining = deadline - time.monotonic()
+                if self._eof or remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+        shown = pattern if isinstance(pattern, str) else pattern.pattern
+        if self._eof:
+            status = self.wait_exit(2.0)
+            got = f"it closed its output ({status.describe() if status else 'still running'}) " \
+                  "without printing that line."
+        else:
+            got = f"no such line within {timeout:g} s."
+        raise GradingFailure(
+            did=did or f"started {self.name} and read its output",
+            expected=f"{self.name} prints a line matching: {shown}",
+            got=got + " (its output is shown below)",
+        )
+
+    def has_line(self, pattern: str) -> bool:
+        regex = re.compile(pattern)
+        with self._cond:
+            return any(regex.match(line) for line in self.lines)
+
+    def wait_for_eof(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self._eof:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+    def stderr(self) -> str:
+        try:
+            return self._stderr_path.read_bytes().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def stdout(self) -> str:
+        with self._cond:
+            return "\n".join(self.lines)
+
+    def output_tail(self) -> str:
+        with self._cond:
+            out = self.lines[-TAIL_LINES:]
+            cut = len(self.lines) - len(out)
+        err = self.stderr().splitlines()[-TAIL_LINES:]
+        text = [f"Last stdout lines of {self.name}" + (f" ({cut} earlier not shown)" if cut else "") + ":"]
+        text += [f"    | {line}" for line in out] or ["    (nothing)"]
+        text.append(f"Last stderr lines of {self.name}:")
+        text += [f"    | {line}" for line in err] or ["    (nothing)"]
+        return "\n".join(text)
+
+    # -- input --------------------------------------------------------------
+
+    def send_line(self, text: str) -> None:
+        self.transcript.sent(self.name + " stdin", text + "\n")
+        self.child.sendline(text)
+
+    def send_eof(self) -> None:
+        self.transcript.note(self.name + " stdin", "end of input (Ctrl-D)")
+        self.child.sendeof()
+
+    # -- life and death -----------------------------------------------------
+
+    def remember_children(self) -> None:
+        """Note every descendant now alive, so stop() can kill even one that
+        left the process group."""
+        try:
+            for child in psutil.Process(self.pid).children(recursive=True):
+                self._known_pids.add(child.pid)
+        except psutil.Error:
+            pass
+
+    def poll_exit(self) -> Exit | None:
+        if self._exit is None and not self.child.isalive():
+            self._exit = Exit(self.child.exitstatus, self.child.signalstatus)
+            self.transcript.note(self.name, self._exit.describe())
+        return self._exit
+
+    def wait_exit(self, timeout: float) -> Exit | None:
+        """The program's exit, or None if it is still running after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.poll_exit()
+            if status is not None or time.monotonic() >= deadline:
+                return status
+            time.sleep(0.01)
+
+    def send_signal(self, sig: int) -> None:
+        self.remember_children()
+        self.transcript.note(self.name, f"sent {signal.Signals(sig).name}")
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def cpu_seconds(self) -> float:
+        times = psutil.Process(self.pid).cpu_times()
+        return times.user + times.system
+
+    def stop(self) -> None:
+        """Kill the program's group and every descendant seen, reap it, and
+        release the terminal. Safe to call twice."""
+        if getattr(self, "_stopped", False):
+            return
+        self._stopped = True
+        self.remember_children()
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for pid in self._known_pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        try:
+            self.child.close(force=True)
+        except Exception:
+            pass
+        self.poll_exit()
+        self._reader.join(timeout=2)
+        try:
+            self._stderr_path.unlink()
+        except OSError:
+            pass
+
+
+def _set_limit(which: int, value: int) -> None:
+    try:
+        soft, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(which, (value, hard))
+    except (ValueError, OSError):
+        pass
+
+
+def python_argv(script: Path, *args: str) -> list[str]:
+    """How every student program is started: unbuffered, without the user's
+    site-packages (the environment is built explicitly, see above)."""
+    return [sys.executable, "-u", "-s", str(script), *map(str, args)]

@@ -1,0 +1,126 @@
+"""Grade one exercise of one submission: run its hidden and visible suites
+in a separate pytest process with a pinned configuration, and read back
+every test's result. The grader's own process never imports student code."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import manifest
+from .submission import locate
+
+GRADING_INI = Path(__file__).resolve().parent / "grading.ini"
+EXERCISE_TIMEOUT = 600  # seconds for a whole exercise, whatever its tests do
+
+
+@dataclass
+class TestResult:
+    name: str
+    score: float
+    max_score: float
+    status: str
+    message: str = ""
+    task: int | None = None
+    nodeid: str = ""
+
+
+@dataclass
+class ExerciseResult:
+    id: str
+    score: float
+    max_score: float
+    tests: list[TestResult] = field(default_factory=list)
+    message: str = ""
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data.pop("id")
+        return data
+
+
+def pytest_command(exercise: manifest.Exercise, submission: Path, results: Path,
+                   select: str | None = None) -> list[str]:
+    tests = [str(p) for p in exercise.hidden_tests() + exercise.visible_tests()]
+    cmd = [sys.executable, "-m", "pytest", "-c", str(GRADING_INI),
+           "--rootdir", str(results.parent), "-p", "grader.plugin", "-p", "pytest_timeout",
+           "--submission", str(submission), "--socklab-results", str(results),
+           "-q", "--no-header", "-rN", *tests]
+    if select:
+        cmd += ["-k", select]
+    return cmd
+
+
+def _pytest_environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTEST_", "PYTHON")) and k != "SOCKLAB_SEED"}
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # only the plugins named above
+    if "SOCKLAB_SEED" in os.environ:
+        env["SOCKLAB_SEED"] = os.environ["SOCKLAB_SEED"]
+    return env
+
+
+def grade_exercise(exercise: manifest.Exercise, submission: Path, select: str | None = None,
+                   timeout: float = EXERCISE_TIMEOUT) -> ExerciseResult:
+    import time
+    started = time.monotonic()
+    if locate(submission, exercise) is None:
+        return ExerciseResult(exercise.id, 0, exercise.points,
+                              message=f"no folder {exercise.id}/ (or its files "
+                                      f"{', '.join(exercise.files)}) in {submission}")
+    with tempfile.TemporaryDirectory(prefix="socklab-grade-") as tmp:
+        results = Path(tmp) / "results.json"
+        cmd = pytest_command(exercise, Path(submission).resolve(), results, select)
+        proc = subprocess.Popen(cmd, cwd=tmp, env=_pytest_environment(), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            output, _ = proc.communicate(timeout=timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            output, _ = proc.communicate()
+            timed_out = True
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # anything the run left behind
+            except ProcessLookupError:
+                pass
+        text = output.decode("utf-8", errors="replace")
+        result = _read_results(exercise, results, text)
+    if timed_out:
+        result.message = (f"grading {exercise.id} took longer than {timeout:g} s and was stopped; "
+                          "tests that had not finished score 0. " + result.message).strip()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _read_results(exercise: manifest.Exercise, path: Path, output: str) -> ExerciseResult:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        tail = "\n".join(output.splitlines()[-30:])
+        return ExerciseResult(exercise.id, 0, exercise.points,
+                              message=f"the test run for {exercise.id} produced no results "
+                                      f"(a grader problem, not yours). Its output ended with:\n{tail}")
+    tests = [TestResult(name=t["name"], score=t["score"], max_score=t["max_score"],
+                        status=t["status"], message=t["message"], task=t.get("task"),
+                        nodeid=t["nodeid"]) for t in data["tests"]]
+    result = ExerciseResult(exercise.id, sum(t.score for t in tests),
+                            sum(t.max_score for t in tests), tests)
+    if data.get("exitstatus") not in (0, 1):
+        result.message = f"pytest ended with status {data.get('exitstatus')}"
+    return result
+
+
+def grade(submission: Path, exercise_ids: list[str] | None = None,
+          select: str | None = None) -> list[ExerciseResult]:
+    chosen = [manifest.get(i) for i in exercise_ids] if exercise_ids else list(manifest.load())
+    return [grade_exercise(e, Path(submission), select) for e in chosen]
