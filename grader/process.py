@@ -112,7 +112,8 @@ class Program:
         self.pid = self.child.pid
         self._known_pids.add(self.pid)
         self.transcript.programs.append(self)
-        self.transcript.note(self.name, "started: " + " ".join(self.argv[1:]))
+        shown = [Path(a).name if a.endswith(".py") else a for a in self.argv[1:] if a not in ("-u", "-s")]
+        self.transcript.note(self.name, "started: python -u " + " ".join(shown))
         self._reader = threading.Thread(target=self._drain, name=f"drain-{self.pid}", daemon=True)
         self._reader.start()
 

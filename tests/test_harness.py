@@ -1,0 +1,193 @@
+"""The harness's own behaviour: ports, programs, clients, copies, checks."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from grader import manifest, ports, source_check
+from grader.client import LineClient
+from grader.failure import GradingFailure
+from grader.process import Program, python_argv
+from grader.submission import snapshot
+from grader.suites.server_rules import create_time_wait
+from grader.transcript import Transcript
+
+
+def run_script(tmp_path: Path, body: str, *args) -> Program:
+    script = tmp_path / "prog.py"
+    script.write_text(textwrap.dedent(body))
+    return Program(python_argv(script, *args), cwd=tmp_path, transcript=Transcript(), name="prog")
+
+
+def test_ports_are_distinct_and_free():
+    taken = [ports.free_port() for _ in range(30)]
+    assert len(set(taken)) == len(taken)
+    low = ports._ephemeral_low()
+    assert all(ports.BASE <= p < low for p in taken)
+
+
+def test_a_port_in_time_wait_is_not_handed_out():
+    port = ports.free_port()
+    create_time_wait(port)
+    assert not ports.is_free(port)
+
+
+def test_program_output_is_drained_while_nobody_reads(tmp_path):
+    program = run_script(tmp_path, """
+        for i in range(100_000):
+            print(f"line {i} " + "x" * 40)
+        print("done")
+        import time; time.sleep(30)
+    """)
+    try:
+        program.expect_line("done", literal=True, timeout=20)
+        assert len(program.lines) == 100_001
+    finally:
+        program.stop()
+
+
+def test_stop_kills_the_group_and_reaps(tmp_path):
+    program = run_script(tmp_path, """
+        import os, time
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(60)
+            os._exit(0)
+        print("child", pid, flush=True)
+        time.sleep(60)
+    """)
+    child = int(program.expect_line(r"child (\d+)").group(1))
+    program.stop()
+    for pid in (program.pid, child):
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_stdout_and_stderr_are_kept_apart(tmp_path):
+    program = run_script(tmp_path, """
+        import sys
+        print("to stdout")
+        print("to stderr", file=sys.stderr)
+        sys.exit(3)
+    """)
+    try:
+        status = program.wait_exit(10)
+        assert status.code == 3
+        assert program.wait_for_eof(5)
+        assert program.lines == ["to stdout"]
+        assert program.stderr() == "to stderr\n"
+    finally:
+        program.stop()
+
+
+def test_a_missing_line_is_explained(tmp_path):
+    program = run_script(tmp_path, "print('hello'); raise SystemExit(2)\n")
+    try:
+        with pytest.raises(GradingFailure) as caught:
+            program.expect_line("ready", literal=True, timeout=10)
+        text = str(caught.value)
+        assert "ready" in text and "exited with status 2" in text
+    finally:
+        program.stop()
+
+
+def test_line_client_reassembles_lines_across_segments():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve():
+        conn, _ = listener.accept()
+        for piece in (b"ab", b"c\nde\r", b"\nf", b"g\n"):
+            conn.sendall(piece)
+            time.sleep(0.02)
+        conn.close()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    transcript = Transcript()
+    client = LineClient(listener.getsockname()[1], transcript, name="c")
+    try:
+        assert [client.read_line(), client.read_line(), client.read_line()] == ["abc", "de", "fg"]
+        client.expect_eof(did="read to the end")
+        with pytest.raises(GradingFailure, match="closed the connection"):
+            client.expect_line("more", did="asked for more")
+    finally:
+        client.close()
+        thread.join()
+        listener.close()
+    assert "'abc'" in transcript.render()
+
+
+def test_snapshot_copies_only_declared_plain_files(tmp_path):
+    exercise = manifest.get("01_tcp_server")
+    src = tmp_path / "student" / exercise.id
+    src.mkdir(parents=True)
+    (src / "tcp_server.py").write_text("print('hi')\n")
+    (src / "conftest.py").write_text("raise SystemExit\n")
+    (src / "sitecustomize.py").write_text("raise SystemExit\n")
+    dest = tmp_path / "copy"
+    dest.mkdir()
+    snap = snapshot(src, exercise, dest)
+    assert snap.complete and sorted(os.listdir(dest)) == ["tcp_server.py"]
+
+    (src / "tcp_server.py").unlink()
+    (src / "tcp_server.py").symlink_to("/etc/passwd")
+    dest2 = tmp_path / "copy2"
+    dest2.mkdir()
+    snap = snapshot(src, exercise, dest2)
+    assert not snap.complete and "symbolic link" in snap.problems[0]
+    assert os.listdir(dest2) == []
+
+
+def test_source_check_finds_forbidden_waiting():
+    source = "import select\nimport threading as t\nfrom selectors import DefaultSelector\nselect.select([], [], [])\nselect.poll()\n"
+    found = source_check.forbidden_uses(source, {"threading": "", "selectors": "", "select.select": ""})
+    assert sorted(f.line for f in found) == [2, 3, 3, 4]
+    assert source_check.uses_any(source, {"select.poll"})
+
+
+def test_grading_json_and_no_leftovers(tmp_path):
+    """`socklab grade` on a stub and a solution: JSON as documented, and no
+    temp folder or process left afterwards."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    out = tmp_path / "result.json"
+    subprocess.run([sys.executable, "-m", "grader.cli", "grade", str(manifest.EXERCISES_DIR),
+                    "--exercise", "01_tcp_server", "--format", "json", "--output", str(out)],
+                   env=env, check=True, timeout=300)
+    data = json.loads(out.read_text())
+    assert set(data) == {"score", "max_score", "exercises"}
+    ex = data["exercises"]["01_tcp_server"]
+    assert ex["score"] == 0 and ex["max_score"] == 100
+    assert {"name", "score", "max_score", "status", "message"} <= set(ex["tests"][0])
+    assert any("NotImplementedError" in t["message"] for t in ex["tests"])
+    assert list(scratch.iterdir()) == [], f"left behind: {list(scratch.iterdir())}"
+
+
+def test_a_submitted_conftest_has_no_effect(tmp_path):
+    """A conftest.py that would mark every test passed is never copied."""
+    from grader.runner import grade_exercise
+    exercise = manifest.get("01_tcp_server")
+    folder = tmp_path / exercise.id
+    folder.mkdir()
+    (folder / "tcp_server.py").write_bytes((exercise.folder / "tcp_server.py").read_bytes())
+    (folder / "conftest.py").write_text(textwrap.dedent("""
+        import pytest
+        @pytest.hookimpl(hookwrapper=True)
+        def pytest_runtest_makereport(item, call):
+            outcome = yield
+            outcome.get_result().outcome = "passed"
+    """))
+    (folder / "pytest.ini").write_text("[pytest]\naddopts = -p no:socklab\n")
+    result = grade_exercise(exercise, tmp_path)
+    assert result.tests and result.score == 0
