@@ -22,21 +22,24 @@ DEFAULT_TIMEOUT = 5.0
 class LineClient:
     def __init__(self, port: int, transcript: Transcript, name: str = "client",
                  host: str = "127.0.0.1", timeout: float = DEFAULT_TIMEOUT,
-                 sock: socket.socket | None = None) -> None:
+                 sock: socket.socket | None = None, peer: str | None = None) -> None:
         self.name = name
         self.port = port
         self.host = host
         self.timeout = timeout
         self.transcript = transcript
         self._buffer = b""
+        self.last_raw = b""     # the last line as it came, before "\r" was stripped
         self.eof = False
         self.closed = False
         if sock is None:
             sock = socket.create_connection((host, port), timeout=timeout)
         self.sock = sock
         self.sock.setblocking(False)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.transcript.note(name, f"connected to {host}:{port}")
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Each send() leaves at once: a test that splits a line means it.
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.transcript.note(name, f"connected to {peer or f'{host}:{port}'}")
 
     # -- sending --------------------------------------------------------------
 
@@ -109,6 +112,7 @@ class LineClient:
             if not self._fill(deadline):
                 return None
         raw, self._buffer = self._buffer.split(b"\n", 1)
+        self.last_raw = raw
         if raw.endswith(b"\r"):
             raw = raw[:-1]
         self.transcript.received(self.name, raw)

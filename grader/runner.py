@@ -50,7 +50,7 @@ def pytest_command(exercise: manifest.Exercise, submission: Path, results: Path,
                    select: str | None = None) -> list[str]:
     tests = [str(p) for p in exercise.hidden_tests() + exercise.visible_tests()]
     cmd = [sys.executable, "-m", "pytest", "-c", str(GRADING_INI),
-           "--rootdir", str(results.parent), "-p", "grader.plugin", "-p", "pytest_timeout",
+           "--rootdir", str(manifest.COURSE_ROOT), "-p", "grader.plugin", "-p", "pytest_timeout",
            "--submission", str(submission), "--socklab-results", str(results),
            "-q", "--no-header", "-rN", *tests]
     if select:

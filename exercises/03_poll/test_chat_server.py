@@ -15,13 +15,13 @@ def room(start_server, connect):
 
 
 @pytest.mark.points(2)
-@pytest.mark.task(1)
+@pytest.mark.task(3)
 def test_welcomes_a_new_user(room):
     room.join("alice")  # expects "welcome, you are user N"
 
 
 @pytest.mark.points(2)
-@pytest.mark.task(1)
+@pytest.mark.task(3)
 def test_tells_the_others_who_joined(room):
     room.join("alice")
     room.join("bob")  # alice must receive "user N joined the chat room"
@@ -35,7 +35,7 @@ def test_passes_a_message_to_the_others(room, rng):
 
 
 @pytest.mark.points(2)
-@pytest.mark.task(3)
+@pytest.mark.task(5)
 def test_announces_a_user_leaving(room):
     alice, bob = room.join("alice"), room.join("bob")
     room.leave(alice)  # bob gets "user N disconnected"

@@ -1,22 +1,33 @@
 """Hidden suite for 01_tcp_server: every clause of the contract."""
 
 import re
+import select
+import signal
 import socket
+import string
 import time
 
+import psutil
 import pytest
 
 from grader import textgen
 from grader.client import echo_exchange
-from grader.failure import check, fail
-from grader.suites.server_rules import ServerRulesTests, ServerSpec, TRACEBACK
+from grader.failure import GradingFailure, check, fail
+from grader.suites.server_rules import ServerRulesTests, ServerSpec, TRACEBACK, expect_clean_exit
 
 SPEC = ServerSpec(
     script="tcp_server.py",
     args=lambda port: [port],
     ready=lambda port: rf"\[server\] listening on 0\.0\.0\.0:{port}\s*$",
     bad_args=[[], ["{port}", "extra"], ["http"], ["0"], ["65536"], ["-5"], ["80.5"]],
+    engage=lambda client: (client.send_line("are you there?"),
+                           client.expect_line("are you there?", did="sent a line to be echoed")),
 )
+
+
+# README tasks of the shared tests' topics. The signal handling is given
+# complete in the stub, so "shutdown" points at no task.
+TASKS = {"listen": 1, "loop": 2}
 
 
 @pytest.fixture
@@ -34,11 +45,115 @@ def greeted(program, ip="127.0.0.1"):
                         did="connected one client")
 
 
+def echoed(client, rng, did="connected and sent one line"):
+    """One line and its echo: proof that the server has accepted this client
+    (tests that are not about the log lines do not depend on them)."""
+    data = (textgen.message(rng) + "\n").encode()
+    client.send_raw(data)
+    back = client.read_bytes(len(data))
+    check(back == data, f"{did}: {data!r}", "the same bytes back", f"{back!r}")
+
+
+# -- helpers for the tests that fill every buffer ------------------------------
+
+STALL_SECONDS = 0.5     # no room to send for this long: the server waits in send()
+FILL_LIMIT = 128 << 20  # far more than all the socket buffers on the way hold
+# Readable filler (letters, digits, spaces; a newline for one byte in 256),
+# so that the server's log of it stays legible in a failure message.
+_FILLER = (string.ascii_letters + string.digits + " " * 10).encode()
+_TO_FILLER = b"\n" + bytes(_FILLER[b % len(_FILLER)] for b in range(1, 256))
+
+
+def fill_until_stalled(client, rng) -> bytes:
+    """Send without reading the echo until the server can take no more.
+    Every buffer on the way is then full: the client's receive buffer, so
+    the server waits inside send(); and the server's receive buffer, since
+    it does not call recv() meanwhile. Returns everything that was sent."""
+    sent = bytearray()
+    poller = select.poll()
+    poller.register(client.sock, select.POLLOUT)
+    block = b""
+    while len(sent) < FILL_LIMIT:
+        if not block:
+            block = rng.randbytes(1 << 16).translate(_TO_FILLER)
+        try:
+            count = client.sock.send(block)
+        except BlockingIOError:
+            if not poller.poll(STALL_SECONDS * 1000):
+                client.transcript.note(client.name, f"sent {len(sent)} bytes without reading the "
+                                                    "echo, until the server took no more")
+                return bytes(sent)
+            continue
+        except OSError as exc:  # reset or broken pipe: the server closed
+            raise fail(did=f"sent {len(sent)} bytes without reading the echo",
+                       expected="the server keeps the connection open while the client sends",
+                       got=f"the server closed the connection ({exc.strerror or exc})") from None
+        sent += block[:count]
+        block = block[count:]
+    raise fail(did=f"sent {len(sent)} bytes without reading the echo",
+               expected="the server stops reading once the client's buffers are full "
+                        "(it waits in sendall() until the client reads the echo)",
+               got="the server went on reading all of it: does it send the echo back?")
+
+
+def drain(client, timeout: float = 20.0) -> bytes:
+    """Everything the server sends until it closes (or `timeout` passes)."""
+    received = bytearray()
+    poller = select.poll()
+    poller.register(client.sock, select.POLLIN)
+    deadline = time.monotonic() + timeout
+    while (remaining := deadline - time.monotonic()) > 0:
+        if not poller.poll(remaining * 1000):
+            continue
+        try:
+            chunk = client.sock.recv(1 << 20)
+        except BlockingIOError:
+            continue
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        received += chunk
+    client.transcript.note(client.name, f"received {len(received)} bytes in all")
+    return bytes(received)
+
+
+def first_difference(a: bytes, b: bytes) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+
+# A launcher that runs the student's server with its stdout on a pipe and
+# prints each line it writes as a bytes literal: a terminal hides a stray
+# "\r" at the end of a line, the literal shows it.
+RAW_STDOUT = '''\
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-u", "-s", *sys.argv[1:]], stdout=subprocess.PIPE)
+for raw in child.stdout:
+    print(repr(raw), flush=True)
+sys.exit(child.wait())
+'''
+
+
+# -- the general rules ---------------------------------------------------------
+
 class TestServerRules(ServerRulesTests):
     pass
 
 
-@pytest.mark.points(5)
+@pytest.mark.points(3)
+@pytest.mark.task("shutdown")
+def test_exits_on_sigint_while_waiting_for_a_client(server):
+    # The general rules send their signals while a client is being served; a
+    # server must also stop quietly while it still waits in accept().
+    program, port = server
+    program.send_signal(signal.SIGINT)
+    expect_clean_exit(program, 2.0, "started the server and, before any client connected, "
+                                    "sent SIGINT (Ctrl-C)", allowed_signals=(signal.SIGINT,))
+
+
+# -- task 2: one client, its echo, its log -------------------------------------
+
+@pytest.mark.points(4)
 @pytest.mark.task(2)
 def test_greets_the_client_by_address(server, connect):
     program, port = server
@@ -46,7 +161,7 @@ def test_greets_the_client_by_address(server, connect):
     greeted(program)
 
 
-@pytest.mark.points(8)
+@pytest.mark.points(5)
 @pytest.mark.task(2)
 def test_echoes_a_chunk_exactly(server, connect, rng):
     program, port = server
@@ -57,12 +172,11 @@ def test_echoes_a_chunk_exactly(server, connect, rng):
     check(back == data, f"sent {data!r}", f"the same {len(data)} bytes back", f"{back!r}")
 
 
-@pytest.mark.points(6)
+@pytest.mark.points(5)
 @pytest.mark.task(2)
 def test_logs_each_received_message(server, connect, rng):
     program, port = server
     client = connect(port, name="client")
-    greeted(program)
     for _ in range(3):
         text = textgen.message(rng)
         client.send_line(text)
@@ -71,7 +185,46 @@ def test_logs_each_received_message(server, connect, rng):
                             literal=True, did=f"sent the line {text!r}")
 
 
-@pytest.mark.points(6)
+@pytest.mark.points(3)
+@pytest.mark.task(2)
+def test_logs_a_telnet_line_without_its_line_ending(start_server, workdir, connect, rng):
+    (workdir / "raw_stdout.py").write_text(RAW_STDOUT)
+    program, port = start_server(
+        "raw_stdout.py", lambda port: [SPEC.script, port],
+        lambda port: rf"b'\[server\] listening on 0\.0\.0\.0:{port}")
+    client = connect(port, name="client")
+    text = textgen.message(rng)
+    client.send_line(text, ending="\r\n")
+    client.read_bytes(len(text.encode()) + 2)
+    expected = f"[server] received message from client 127.0.0.1: {text}\n".encode()
+    try:
+        program.expect_line(
+            repr(expected), literal=True,
+            did=f"sent the line {text!r} ending in \\r\\n, as telnet does; the server's stdout "
+                "went to a pipe, and each line it printed is shown below as a Python bytes "
+                "literal, so that a stray \\r is visible")
+    except GradingFailure as failure:
+        failure.hint = ("TEXT is the chunk without its line ending, and a line from telnet "
+                        "ends in \\r\\n: remove the \\r too (a terminal does not show it)")
+        raise
+
+
+@pytest.mark.points(3)
+@pytest.mark.task(2)
+def test_logs_bad_bytes_as_replacement_characters(server, connect, rng):
+    program, port = server
+    client = connect(port, name="client")
+    tag = f"#{rng.randrange(16**6):06x}"
+    data = b"caf\xe9 na\xefve \xff\xfe ok " + tag.encode() + b"\n"
+    client.send_raw(data)
+    client.read_bytes(len(data))
+    program.expect_line(
+        f"[server] received message from client 127.0.0.1: caf\ufffd na\ufffdve \ufffd\ufffd ok {tag}",
+        literal=True,
+        did=f"sent {data!r}, where \\xe9, \\xef, \\xff and \\xfe are not valid UTF-8 there")
+
+
+@pytest.mark.points(5)
 @pytest.mark.task(2)
 def test_echoes_many_messages_in_turn(server, connect, rng):
     program, port = server
@@ -84,7 +237,7 @@ def test_echoes_many_messages_in_turn(server, connect, rng):
               "the same bytes back", f"{back!r}")
 
 
-@pytest.mark.points(8)
+@pytest.mark.points(5)
 @pytest.mark.task(2)
 def test_echoes_a_large_message_completely(server, connect, rng):
     program, port = server
@@ -96,7 +249,34 @@ def test_echoes_a_large_message_completely(server, connect, rng):
           f"{len(back)} bytes came back" + ("" if data.startswith(back) else ", and they differ"))
 
 
-@pytest.mark.points(6)
+@pytest.mark.points(5)
+@pytest.mark.task(2)
+@pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs SIGSTOP and SIGCONT")
+def test_echoes_everything_when_send_is_interrupted(server, connect, rng):
+    program, port = server
+    client = connect(port, name="client")
+    sent = fill_until_stalled(client, rng)
+    process = psutil.Process(program.pid)
+    program.send_signal(signal.SIGSTOP)
+    # SIGCONT discards a SIGSTOP still pending: wait until the stop took effect.
+    deadline = time.monotonic() + 5
+    while process.status() != psutil.STATUS_STOPPED and time.monotonic() < deadline:
+        time.sleep(0.01)
+    program.send_signal(signal.SIGCONT)
+    client.shutdown_write()
+    back = drain(client)
+    did = (f"sent {len(sent)} bytes without reading, so the server waited in send(); stopped "
+           "and continued the server (SIGSTOP then SIGCONT, as Ctrl-Z and fg do); then "
+           "half-closed and read the echo until the server closed")
+    if back != sent:
+        raise fail(did=did, expected=f"all {len(sent)} bytes back, in order",
+                   got=f"{len(back)} bytes came back, equal to what was sent up to byte "
+                       f"{first_difference(back, sent)} only",
+                   hint="a send() that a signal interrupts returns after sending only part "
+                        "of the bytes; sendall() goes on until every byte is sent")
+
+
+@pytest.mark.points(5)
 @pytest.mark.task(2)
 def test_echoes_bytes_that_are_not_utf8(server, connect, rng):
     program, port = server
@@ -112,12 +292,12 @@ def test_echoes_bytes_that_are_not_utf8(server, connect, rng):
     check(back == text.encode(), f"then sent {text!r}", "it echoed too", f"{back!r}")
 
 
-@pytest.mark.points(8)
+@pytest.mark.points(6)
 @pytest.mark.task(2)
-def test_a_second_client_is_refused(server, connect):
+def test_a_second_client_is_refused(server, connect, rng):
     program, port = server
-    connect(port, name="first")
-    greeted(program)
+    first = connect(port, name="first")
+    echoed(first, rng)
     deadline = time.monotonic() + 3
     while True:
         try:
@@ -126,19 +306,19 @@ def test_a_second_client_is_refused(server, connect):
             return
         probe.close()
         if time.monotonic() > deadline:
-            raise fail(did="one client connected; a second client connected for 3 s",
+            raise fail(did="one client connected and got its echo; a second client tried to "
+                           "connect for 3 s",
                        expected="the second connection is refused: the server closed its "
                                 "listening socket after accepting the first",
                        got="the second client's connection was accepted (queued in the backlog)")
         time.sleep(0.05)
 
 
-@pytest.mark.points(8)
+@pytest.mark.points(5)
 @pytest.mark.task(2)
 def test_announces_hang_up_and_exits_0(server, connect, rng):
     program, port = server
     client = connect(port, name="client")
-    greeted(program)
     client.send_line(textgen.message(rng))
     client.close()
     program.expect_line(r"\[server\] client 127\.0\.0\.1 hung up\s*$", did="the client said one line and closed")
@@ -147,20 +327,36 @@ def test_announces_hang_up_and_exits_0(server, connect, rng):
           "the server exits with status 0", status.describe() if status else "it kept running")
 
 
-@pytest.mark.points(5)
+@pytest.mark.points(4)
 @pytest.mark.task(2)
-def test_survives_a_reset_without_traceback(server, connect):
+def test_survives_a_reset_without_traceback(server, connect, rng):
     program, port = server
     client = connect(port, name="client")
-    greeted(program)
+    echoed(client, rng)
     client.reset()
     status = program.wait_exit(5)
-    did = "the client reset its connection (RST instead of a clean close)"
+    did = "the client sent a line, got its echo, then reset its connection (RST instead of a clean close)"
     check(status is not None, did, "the server notices and exits", "it kept running")
     check(TRACEBACK not in program.stderr(), did, "no traceback", "stderr holds a traceback (shown below)")
 
 
-@pytest.mark.points(5)
+@pytest.mark.points(4)
+@pytest.mark.task(2)
+def test_survives_a_reset_while_the_server_sends(server, connect, rng):
+    program, port = server
+    client = connect(port, name="client")
+    sent = fill_until_stalled(client, rng)
+    client.reset()
+    status = program.wait_exit(5)
+    did = (f"sent {len(sent)} bytes without reading the echo, so the server waited in "
+           "sendall(); then reset the connection (RST)")
+    check(status is not None, did, "the server notices and exits", "it kept running")
+    check(TRACEBACK not in program.stderr(), did,
+          "no traceback: sendall() raises ConnectionResetError or BrokenPipeError here",
+          "stderr holds a traceback (shown below)")
+
+
+@pytest.mark.points(3)
 @pytest.mark.task(2)
 def test_half_closed_client_still_gets_its_echo(server, connect, rng):
     program, port = server

@@ -4,16 +4,20 @@ the room limit, and waiting with poll() only."""
 import pytest
 
 from grader import source_check, textgen
-from grader.chat import ChatRoom
+from grader.chat import WELCOME, ChatRoom
 from grader.failure import check
 from grader.suites.chat_protocol import ChatProtocolTests, room  # noqa: F401 (fixture)
 from grader.suites.server_rules import ServerRulesTests, ServerSpec
+
+# README task numbers for the topics of the shared test classes.
+TASKS = {"listen": 1, "loop": 1, "shutdown": 1, "join": 3, "message": 2, "lines": 4, "leave": 5}
 
 READY = lambda port: r"started the main poll loop\s*$"
 SPEC = ServerSpec(
     script="chat_server.py",
     args=lambda port: [port, 100],
     ready=READY,
+    engage=lambda client: client.expect_line(WELCOME, did="connected a client"),
     bad_args=[[], ["{port}"], ["{port}", "5", "extra"], ["chat", "5"], ["70000", "5"],
               ["{port}", "0"], ["{port}", "-3"], ["{port}", "lots"]],
 )
@@ -54,7 +58,7 @@ def full_room(start_server, connect, size):
 
 
 @pytest.mark.points(4)
-@pytest.mark.task(4)
+@pytest.mark.task(3)
 def test_full_room_turns_a_newcomer_away(start_server, connect, rng):
     size = rng.randint(2, 4)
     program, room = full_room(start_server, connect, size)
@@ -68,7 +72,7 @@ def test_full_room_turns_a_newcomer_away(start_server, connect, rng):
 
 
 @pytest.mark.points(3)
-@pytest.mark.task(4)
+@pytest.mark.task(3)
 def test_a_seat_frees_up_when_someone_leaves(start_server, connect, rng):
     size = rng.randint(2, 3)
     program, room = full_room(start_server, connect, size)
@@ -81,7 +85,9 @@ def test_a_seat_frees_up_when_someone_leaves(start_server, connect, rng):
 
 @pytest.mark.points(4)
 @pytest.mark.task(1)
-def test_waits_with_poll_and_nothing_else(workdir):
+def test_waits_with_poll_and_nothing_else(workdir, chat_server, connect):
+    # Points for how a server waits go to a server that works.
+    ChatRoom(connect, chat_server[1]).join("alice")
     source = source_check.read(workdir / SPEC.script)
     try:
         found = source_check.forbidden_uses(source, NOT_POLL)

@@ -14,7 +14,7 @@ import socket
 import sys
 
 BACKLOG = 10        # how many finished handshakes the kernel may queue for accept()
-CHUNK_SIZE = 1 << 20   # read as much as possible at once
+CHUNK_SIZE = 1 << 20   # read as much as we can at once
 
 
 def log(message: str) -> None:

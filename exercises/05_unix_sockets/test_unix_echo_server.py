@@ -1,0 +1,53 @@
+"""Visible tests for 05_unix_sockets, unix_echo_server.py. Run: pytest exercises/05_unix_sockets"""
+
+import os
+import re
+
+import pytest
+
+from grader import textgen
+from grader.failure import check
+from grader.unix_sockets import socket_dir, unix_connect  # noqa: F401 (fixtures)
+
+CONNECTED = re.compile(r"connection from pid (\d+) uid (\d+)\s*$")
+
+
+@pytest.fixture
+def server(spawn, socket_dir):
+    path = str(socket_dir / "echo.sock")
+    program = spawn("unix_echo_server.py", path, name="server")
+    program.expect_line(rf"listening on {re.escape(path)}\s*$",
+                        did=f"ran: python -u unix_echo_server.py {path}")
+    return program, path
+
+
+@pytest.mark.points(3)
+@pytest.mark.task(5)
+def test_prints_that_it_is_listening(server):
+    program, path = server
+    check(os.path.exists(path), "waited for 'listening on PATH'", "a socket file at PATH",
+          "there is no file there")
+
+
+@pytest.mark.points(3)
+@pytest.mark.task(7)
+def test_echoes_what_a_client_sends(server, unix_connect, rng):
+    program, path = server
+    client = unix_connect(path, name="client")
+    data = (textgen.message(rng) + "\n").encode()
+    client.send_raw(data)
+    back = client.read_bytes(len(data))
+    check(back == data, f"sent {data!r}", "the same bytes back", repr(back))
+
+
+@pytest.mark.points(3)
+@pytest.mark.task(6)
+def test_names_the_connecting_process(server, unix_connect):
+    program, path = server
+    unix_connect(path, name="client")
+    did = f"connected from the test process (pid {os.getpid()}, uid {os.getuid()})"
+    match = program.expect_line(CONNECTED, did=did)
+    seen = (int(match.group(1)), int(match.group(2)))
+    check(seen == (os.getpid(), os.getuid()), did,
+          f"connection from pid {os.getpid()} uid {os.getuid()}",
+          f"connection from pid {seen[0]} uid {seen[1]}")

@@ -1,0 +1,61 @@
+"""Visible tests for 06_udp. Run: pytest exercises/06_udp"""
+
+import re
+
+import pytest
+
+from grader import textgen
+from grader.failure import check
+from grader.udp_peer import UdpPeers
+
+READY = lambda port: rf"\[server\] listening on 0\.0\.0\.0:{port} \(udp\)\s*$"
+
+
+@pytest.fixture
+def udp(transcript):
+    peers = UdpPeers(transcript)  # UDP sockets of the test, closed afterwards
+    yield peers
+    peers.close_all()
+
+
+@pytest.fixture
+def server(start_server, udp):
+    program, port = start_server("udp_server.py", lambda port: [port], READY)
+    udp.name_address(("127.0.0.1", port), "server")
+    return program, port
+
+
+@pytest.mark.points(3)
+@pytest.mark.task(1)
+def test_server_says_it_is_listening(spawn, free_port):
+    port = free_port()
+    program = spawn("udp_server.py", port, name="server")
+    program.expect_line(READY(port), did=f"ran: python -u udp_server.py {port}")
+
+
+@pytest.mark.points(4)
+@pytest.mark.task(2)
+def test_server_echoes_a_datagram(server, udp, rng):
+    program, port = server
+    client = udp.socket("client")
+    data = textgen.message(rng).encode()
+    client.send_to(data, ("127.0.0.1", port))
+    got = client.receive(timeout=5)
+    did = f"sent the datagram {data!r}"
+    check(got is not None, did, "the same bytes back", "nothing came back within 5 s")
+    check(got.data == data, did, "the same bytes back", repr(got.data))
+
+
+@pytest.mark.points(4)
+@pytest.mark.task(4)
+def test_client_gets_the_echo_from_your_server(server, spawn, rng):
+    program, port = server
+    message = textgen.message(rng)
+    client = spawn("udp_client.py", "127.0.0.1", port, name="client")
+    client.send_line(message)
+    did = f"ran your client against your server and typed {message!r}"
+    client.expect_line(re.compile(r".*\[client\] received '" + re.escape(message) + r"'\s*$"),
+                       did=did)
+    status = client.wait_exit(5)
+    check(status is not None and status.code == 0, did, "the client exits with status 0",
+          status.describe() if status else "it was still running")

@@ -1,0 +1,274 @@
+"""Hidden suite for 08_threads: the server rules, the shared chat protocol,
+one thread per client, and a shared table that survives many threads at
+once (bursts from fifty users, users vanishing mid-broadcast, joins and
+leaves racing with broadcasts)."""
+
+import collections
+import re
+import socket
+import struct
+import threading
+import time
+
+import psutil
+import pytest
+
+from grader import source_check, textgen
+from grader.chat import WELCOME, ChatRoom, joined, left, said
+from grader.failure import check, fail
+from grader.suites.chat_protocol import ChatProtocolTests, room  # noqa: F401 (fixture)
+from grader.suites.server_rules import ServerRulesTests, ServerSpec
+
+SCRIPT = "threaded_chat_server.py"
+READY = lambda port: r"accepting connections\s*$"
+SPEC = ServerSpec(
+    script=SCRIPT,
+    args=lambda port: [port],
+    ready=READY,
+    bad_args=[[], ["{port}", "extra"], ["chat"], ["0"], ["70000"], ["-2"], ["12.5"]],
+)
+CHAT_LINE = re.compile(r"user (\d+)(?:: .*| joined the chat room| disconnected)")
+
+
+@pytest.fixture
+def server_spec():
+    return SPEC
+
+
+@pytest.fixture
+def chat_server(start_server):
+    return start_server(SCRIPT, SPEC.args, READY)
+
+
+class TestServerRules(ServerRulesTests):
+    pass
+
+
+class TestChatProtocol(ChatProtocolTests):
+    pass
+
+
+# -- helpers ----------------------------------------------------------------
+
+def thread_count(program) -> int:
+    try:
+        return psutil.Process(program.pid).num_threads()
+    except psutil.Error:
+        return 0
+
+
+def wait_for(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def read_lines(client, count: int, did: str, timeout: float = 10.0) -> list[str]:
+    """`count` lines from `client`, or a failure saying how many came."""
+    lines = []
+    deadline = time.monotonic() + timeout
+    while len(lines) < count:
+        line = client.read_line(timeout=max(0.0, deadline - time.monotonic()))
+        if line is None:
+            raise fail(did=did, expected=f"{client.name} receives {count} lines",
+                       got=f"it received {len(lines)}, then " +
+                           ("the server closed the connection" if client.eof else "nothing more") +
+                           (f"; the last ones: {lines[-3:]!r}" if lines else ""))
+        lines.append(line)
+    return lines
+
+
+def check_from_each_sender(listener, lines: list[str], sent: dict[int, list[str]], did: str) -> None:
+    """Every sender's lines reached `listener` exactly once, in the order sent."""
+    by_sender = collections.defaultdict(list)
+    for line in lines:
+        match = re.fullmatch(r"user (\d+): (.*)", line)
+        if match:
+            by_sender[int(match.group(1))].append(match.group(2))
+    for number, texts in sent.items():
+        got = by_sender.get(number, [])
+        if got == texts:
+            continue
+        missing = [t for t in texts if t not in got]
+        extra = [t for t in got if got.count(t) > 1 or t not in texts]
+        if missing or extra:
+            what = (f"{len(missing)} of user {number}'s {len(texts)} lines missing "
+                    f"(first: {missing[:2]!r})" if missing else
+                    f"user {number}'s lines received more than once: {sorted(set(extra))[:3]!r}")
+        else:
+            what = f"user {number}'s lines arrived out of order: {got[:6]!r}..."
+        raise fail(did=did, expected=f"{listener.name} receives each line of every other user "
+                                     "exactly once, in the order it was sent", got=what)
+
+
+def reset(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+# -- one thread per client ----------------------------------------------------
+
+@pytest.mark.points(6)
+@pytest.mark.task(1)
+def test_one_thread_per_client(room, chat_server, workdir, rng):
+    program, _ = chat_server
+    observer = room.join("observer")
+    source = source_check.read(workdir / SCRIPT)
+    try:
+        uses_threads = source_check.uses_any(source, {"threading", "threading.Thread", "_thread"})
+    except SyntaxError as exc:
+        raise fail(did=f"read {SCRIPT}", expected="a Python file", got=f"it does not parse: {exc}")
+    check(uses_threads, f"read {SCRIPT} (this exercise is about threads)",
+          "the server starts its threads with the threading module", "no use of threading was found")
+    before = thread_count(program)
+    guests = [room.join(textgen.name(rng)) for _ in range(rng.randint(4, 8))]
+    room.say(guests[-1], textgen.message(rng))
+    grew = wait_for(lambda: thread_count(program) >= before + len(guests), 5)
+    check(grew, f"with one user connected the server had {before} threads; "
+                f"then {len(guests)} more users joined",
+          f"at least {before + len(guests)} threads: one more for each client",
+          f"{thread_count(program)} threads",
+          hint="thread.start() runs the function in a new thread; thread.run() runs it "
+               "in the thread that calls it, so the accept loop stops until that client leaves")
+    for guest in list(guests):
+        room.leave(guest, how=rng.choice(["close", "reset"]))
+    shrank = wait_for(lambda: thread_count(program) <= before, 5)
+    check(shrank, f"then those {len(guests)} users left (their departure was announced)",
+          f"their threads end: at most {before} threads again within 5 s",
+          f"{thread_count(program)} threads are still alive: does each client's thread "
+          "return once its user has left?")
+
+
+# -- many threads sending at once -------------------------------------------------
+
+@pytest.mark.points(4)
+@pytest.mark.task(2)
+@pytest.mark.timeout(90)
+def test_fifty_users_each_sending_several_lines_at_once(room, rng):
+    count = rng.randint(50, 60)
+    users = [room.join(f"user{i}", timeout=10) for i in range(count)]
+    per_user = rng.randint(3, 5)
+    sent = {u.number: [f"{k} {textgen.message(rng)}" for k in range(per_user)] for u in users}
+    for user in users:  # each user's lines in one segment: all its threads' work at once
+        user.client.send_raw("".join(t + "\n" for t in sent[user.number]).encode())
+    did = (f"{count} users joined, then each sent {per_user} lines in a single send(), "
+           "all at about the same time")
+    for user in users:
+        lines = read_lines(user.client, (count - 1) * per_user, did)
+        others = {n: t for n, t in sent.items() if n != user.number}
+        check_from_each_sender(user.client, lines, others, did)
+
+
+@pytest.mark.points(3)
+@pytest.mark.task(3)
+@pytest.mark.timeout(90)
+def test_user_leaving_mid_broadcast_does_not_kill_the_server(room, chat_server, rng):
+    program, _ = chat_server
+    listeners = [room.join(f"listener{i}") for i in range(3)]
+    leavers = [room.join(f"leaver{i}") for i in range(12)]
+    talkers = [room.join(f"talker{i}") for i in range(4)]
+    sent = {t.number: [f"{k} {textgen.message(rng)}" for k in range(40)] for t in talkers}
+    # Each talker's burst keeps its thread broadcasting to everyone, while
+    # the leavers reset their connections in between: some broadcasts meet
+    # a socket whose peer has just vanished.
+    for i, talker in enumerate(talkers):
+        talker.client.send_raw("".join(t + "\n" for t in sent[talker.number]).encode())
+        for leaver in leavers[3 * i:3 * i + 3]:
+            leaver.client.reset()
+    did = (f"{len(talkers)} users each sent 40 lines at once while {len(leavers)} other users "
+           "reset their connections (RST) in the middle of those broadcasts")
+    expected = 40 * len(talkers) + len(leavers)
+    for listener in listeners:
+        lines = read_lines(listener.client, expected, did)
+        check_from_each_sender(listener.client, lines, sent, did)
+        gone = collections.Counter(lines)
+        for leaver in leavers:
+            check(gone[left(leaver.number)] == 1, did,
+                  f"{listener.name} is told once that user {leaver.number} disconnected",
+                  f"it was told {gone[left(leaver.number)]} times")
+    status = program.poll_exit()
+    check(status is None, did, "the server keeps running", status.describe() if status else "")
+    room.users = list(listeners)  # the talkers' own unread lines are not checked
+    late = room.join("latecomer")
+    room.say(late, textgen.message(rng))
+
+
+@pytest.mark.points(3)
+@pytest.mark.task(2)
+@pytest.mark.timeout(90)
+def test_joins_and_leaves_during_broadcasts(room, chat_server, rng):
+    program, port = chat_server
+    listeners = [room.join(f"listener{i}") for i in range(3)]
+    talkers = [room.join(f"talker{i}") for i in range(4)]
+    lines_each, churn = 80, 60
+    sent = {t.number: [f"{k} {textgen.message(rng)}" for k in range(lines_each)] for t in talkers}
+    problems: list[str] = []
+    churned: list[int] = []
+    start = threading.Event()
+
+    def talk(user):
+        start.wait()
+        texts = sent[user.number]
+        for k in range(0, len(texts), 4):  # a few lines per segment, as fast as possible
+            user.client.send_raw("".join(t + "\n" for t in texts[k:k + 4]).encode())
+
+    def come_and_go(seed):
+        start.wait()
+        for i in range(churn // 2):
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                data = b""
+                while b"\n" not in data:
+                    piece = sock.recv(4096)
+                    if not piece:
+                        break
+                    data += piece
+                match = WELCOME.fullmatch(data.split(b"\n", 1)[0].decode("utf-8", "replace"))
+                if not match:
+                    problems.append(f"a newcomer got {data[:80]!r} instead of a welcome line")
+                    sock.close()
+                    return
+                churned.append(int(match.group(1)))
+                reset(sock) if (seed + i) % 2 else sock.close()
+            except OSError as exc:
+                problems.append(f"a newcomer could not join: {exc}")
+                return
+
+    workers = [threading.Thread(target=talk, args=(t,), daemon=True) for t in talkers]
+    workers += [threading.Thread(target=come_and_go, args=(s,), daemon=True) for s in range(2)]
+    for worker in workers:
+        worker.start()
+    start.set()
+    for worker in workers:
+        worker.join(30)
+    did = (f"{len(talkers)} users each sent {lines_each} lines as fast as they could while "
+           f"{churn} other users joined and left (closed or reset) at the same time")
+    check(not problems and not any(w.is_alive() for w in workers), did,
+          "every newcomer is welcomed", "; ".join(problems[:3]) or "the test's clients got stuck")
+    expected = lines_each * len(talkers) + 2 * len(churned)
+    for listener in listeners:
+        lines = read_lines(listener.client, expected, did)
+        bad = [line for line in lines if not CHAT_LINE.fullmatch(line)]
+        check(not bad, did, "only well-formed chat lines", f"garbled lines: {bad[:3]!r}")
+        check_from_each_sender(listener.client, lines, sent, did)
+        # Every newcomer joined then left: per user number, the announcements alternate.
+        state: dict[int, bool] = {}
+        for line in lines:
+            if (m := re.fullmatch(r"user (\d+) (joined the chat room|disconnected)", line)):
+                number, came = int(m.group(1)), m.group(2).startswith("joined")
+                if state.get(number, False) == came:
+                    raise fail(did=did, expected=f"{listener.name} hears 'joined' and 'disconnected' "
+                                                 "alternate for each user number",
+                               got=f"{line!r} twice in a row for user {number}")
+                state[number] = came
+        still_in = [n for n, here in state.items() if here]
+        check(not still_in, did, "every newcomer's departure is announced",
+              f"users {still_in} joined and were never announced as gone")
+    status = program.poll_exit()
+    check(status is None, did, "the server keeps running", status.describe() if status else "")
+    room.users = list(listeners)  # the talkers' own unread lines are not checked
+    late = room.join("latecomer")
+    room.say(late, textgen.message(rng))
