@@ -27,6 +27,8 @@ Uses poll, never select: descriptors go above 1023."""
 from __future__ import annotations
 
 import errno
+import math
+import os
 import select
 import socket
 import struct
@@ -223,3 +225,157 @@ class Crowd:
                                          got=got() if got else f"not after {timeout:g} s")
                 if not self.pump(min(remaining, 0.2)) or time.monotonic() - checked > 0.02:
                     break
+
+
+# -- thousands of idle connections (added for 09_c10k) -------------------------
+#
+# join() above waits for each member to be served (a welcome line) and
+# connects with a blocking connect(): right for a chat room of a thousand.
+# connect_many() below opens ten thousand connections to a server that says
+# nothing on its own, in a few seconds: non-blocking connects, a batch at a
+# time, and between batches a caller's `settle` check (e.g. "the server has
+# accepted them all") so the listen queue never overflows. It stops early,
+# without failing, when the *machine* runs out (descriptors, local ports):
+# the caller learns how many it got and why.
+
+# errno values that mean "this machine can open no more", not "the server
+# refused": the test goes on with the connections it has.
+MACHINE_LIMITS = {errno.EMFILE, errno.ENFILE, errno.EADDRNOTAVAIL, errno.ENOBUFS, errno.ENOMEM}
+STALLED = 0.5   # a batch whose connects take longer than this is halved next time
+
+
+def connect_many(crowd: Crowd, count: int, settle: Callable[[list[Member]], None] | None = None,
+                 batch: int = 64, timeout: float = 10.0, did: str = "",
+                 host: str | None = None) -> tuple[list[Member], str | None]:
+    """Open up to `count` more members of `crowd` with non-blocking
+    connects, at most `batch` in flight at once, calling `settle(members)`
+    after each batch (all members opened so far). Returns the new members
+    in the order their connections completed, and None, or the reason
+    (in words) why the machine allowed fewer than `count`.
+
+    Keep `batch` below the server's listen backlog: a connection that finds
+    the accept queue full has its SYN dropped and retried only a second
+    later. When a batch takes longer than STALLED seconds the next one is
+    halved, so a server with a small backlog is slow to fill, not failed.
+    Fails (GradingFailure) when a connection is refused or reset, or when a
+    batch does not complete within `timeout` seconds."""
+    target = (host or crowd.host, crowd.port)
+    members: list[Member] = []
+    shortfall: str | None = None
+    size = max(1, batch)
+    started = time.monotonic()
+    while len(members) < count and shortfall is None:
+        pending: dict[int, socket.socket] = {}
+        for _ in range(min(size, count - len(members))):
+            try:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            except OSError as exc:
+                if exc.errno not in MACHINE_LIMITS:
+                    raise
+                shortfall = f"this process can open no more sockets ({exc.strerror})"
+                break
+            sock.setblocking(False)
+            code = sock.connect_ex(target)
+            if code in (0, errno.EINPROGRESS):
+                pending[sock.fileno()] = sock
+                continue
+            sock.close()
+            if code in MACHINE_LIMITS:
+                shortfall = f"the machine has no more local ports or buffers ({os.strerror(code)})"
+                break
+            _close_all(pending)
+            raise GradingFailure(
+                did=did or f"opened {len(members)} connections to port {crowd.port}",
+                expected="the server accepts every connection",
+                got=f"connection {len(members) + len(pending) + 1} failed at once: "
+                    f"{os.strerror(code)}")
+        batch_started = time.monotonic()
+        poller = select.poll()
+        for fd in pending:
+            poller.register(fd, select.POLLOUT)
+        while pending:
+            remaining = batch_started + timeout - time.monotonic()
+            ready = poller.poll(max(0.0, remaining) * 1000) if remaining > 0 else []
+            if not ready:
+                waiting = len(pending)
+                _close_all(pending)
+                raise GradingFailure(
+                    did=did or f"opened {len(members) + waiting} connections to port "
+                               f"{crowd.port}, {size} at a time",
+                    expected="the server accepts every connection that waits in its listen queue",
+                    got=f"{waiting} connection(s) still not established after {timeout:g} s "
+                        f"({len(members)} were): the listen queue stayed full, so the server "
+                        "stopped accepting")
+            for fd, _events in ready:
+                sock = pending.pop(fd)
+                poller.unregister(fd)
+                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if code:
+                    sock.close()
+                    _close_all(pending)
+                    raise GradingFailure(
+                        did=did or f"opened {len(members) + 1} connections to port {crowd.port}",
+                        expected="the server accepts every connection",
+                        got=f"connection {len(members) + 1} failed: {os.strerror(code)}")
+                members.append(_adopt(crowd, sock))
+        if time.monotonic() - batch_started > STALLED and size > 1:
+            size = max(1, size // 2)
+        if settle is not None and members:
+            settle(members)
+    if members:
+        crowd.transcript.note(
+            crowd.name, f"{len(members)} connections opened in {time.monotonic() - started:.1f} s "
+                        f"(descriptors {min(m.fd for m in members)}..{max(m.fd for m in members)} "
+                        "in the test process)" + (f"; stopped early: {shortfall}" if shortfall else ""))
+    return members, shortfall
+
+
+def _adopt(crowd: Crowd, sock: socket.socket) -> Member:
+    """Make a connected non-blocking socket a member of `crowd`."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    member = Member(crowd, sock, f"{crowd.name}[{len(crowd.members)}]")
+    crowd.members.append(member)
+    crowd._by_fd[member.fd] = member
+    crowd.poller.register(member.fd, select.POLLIN)
+    return member
+
+
+def _close_all(pending: dict[int, socket.socket]) -> None:
+    for sock in pending.values():
+        sock.close()
+    pending.clear()
+
+
+def reset_all(crowd: Crowd) -> None:
+    """Close every member with a reset (RST) instead of a FIN. Thousands of
+    ordinary closes would leave thousands of TIME_WAIT entries (60 s each on
+    Linux) holding the machine's local ports; a reset leaves none. The
+    server sees each connection reset, which it must survive anyway."""
+    for member in crowd.members:
+        crowd.drop(member, reset=True)
+
+
+def latency_percentile(samples: list[float], fraction: float) -> float:
+    """The `fraction` percentile (0.99 for p99) of `samples`, nearest rank."""
+    if not samples:
+        raise ValueError("no samples")
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def wait_among(crowd: Crowd, among: list[Member], condition: Callable[[], bool],
+               timeout: float, did: str, expected: str,
+               got: Callable[[], str] | None = None) -> None:
+    """Like Crowd.wait_until, but reads only the members `among` and tests
+    `condition()` after every read: for a request and its reply (a few
+    sockets, a few bytes), where waiting for the whole crowd to go quiet
+    would add a pause to every round trip. The others' data stays in their
+    sockets until the next crowd.pump()."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise GradingFailure(did=did, expected=expected,
+                                 got=got() if got else f"not after {timeout:g} s")
+        crowd.pump(min(remaining, 0.5), among=among)

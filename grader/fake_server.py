@@ -8,6 +8,7 @@ socket is closed once a client is accepted.
 
     servers = FakeServers(free_port, transcript)      # one per test
     server = servers.start(host="::1", expect=len(message), reply=b"ok\\n")
+    dead = servers.refusing_port("127.0.0.1")        # connections there are refused
     ... run the student's client against ("::1", server.port) ...
     server.wait_done(5)
     check(server.received == message, ...)
@@ -170,14 +171,19 @@ def _readable(sock: socket.socket, seconds: float) -> bool:
     return bool(poller.poll(seconds * 1000))
 
 
-def listen_on(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on (host, port); IPv6 sockets are IPv6-only."""
+def _tcp_socket(host: str) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    return sock
+
+
+def listen_on(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on (host, port); IPv6 sockets are IPv6-only."""
+    sock = _tcp_socket(host)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind((host, port))
         sock.listen(4)
     except BaseException:
@@ -186,33 +192,78 @@ def listen_on(host: str, port: int) -> socket.socket:
     return sock
 
 
+def hold_refusing(host: str, port: int) -> socket.socket:
+    """Bind (host, port) without listening: every connection there is
+    refused, and no other process (a parallel grader) can start a server
+    on it while the socket is open. No SO_REUSEADDR, so nobody shares it."""
+    sock = _tcp_socket(host)
+    try:
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class FakeServers:
-    """Starts one-shot servers on free ports and closes them all at the end
-    of a test (use it in a fixture)."""
+    """Starts one-shot servers on free ports, and reserves ports where
+    connections are refused; closes everything at the end of a test (use
+    it in a fixture).
+
+    A port that is merely free is not a safe "nothing listens here": a
+    parallel grader may start a server on it a moment later. So a refusing
+    port is held by a bound socket that does not listen."""
 
     def __init__(self, free_port: Callable[[], int], transcript: Transcript) -> None:
         self.free_port = free_port
         self.transcript = transcript
         self.servers: list[OneShotServer] = []
+        self._held: list[socket.socket] = []
 
     def start(self, host: str = "127.0.0.1", expect: int = 1, reply: bytes | None = b"ok\n",
-              name: str = "server") -> OneShotServer:
+              name: str = "server", refuse_on: tuple[str, ...] = ()) -> OneShotServer:
+        """A OneShotServer on `host` and a free port. `refuse_on`: other
+        addresses (e.g. "::1") where the same port must refuse connections,
+        as for a name that resolves to several addresses of which one works."""
         for attempt in range(ATTEMPTS):
             port = self.free_port()
+            sockets: list[socket.socket] = []
             try:
-                listener = listen_on(host, port)
+                sockets.append(listen_on(host, port))
+                for other in refuse_on:
+                    sockets.append(hold_refusing(other, port))
             except OSError as exc:
+                for sock in sockets:
+                    sock.close()
                 if exc.errno == errno.EADDRINUSE and attempt < ATTEMPTS - 1:
                     continue   # a parallel grader took it first
                 raise
-            server = OneShotServer(self.transcript, listener, expect, reply, name=name)
+            self._held += sockets[1:]
+            server = OneShotServer(self.transcript, sockets[0], expect, reply, name=name)
             self.servers.append(server)
             return server
+        raise AssertionError("unreachable")
+
+    def refusing_port(self, host: str = "127.0.0.1") -> int:
+        """A port on `host` where every connection is refused until the end
+        of the test."""
+        for attempt in range(ATTEMPTS):
+            port = self.free_port()
+            try:
+                self._held.append(hold_refusing(host, port))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE and attempt < ATTEMPTS - 1:
+                    continue
+                raise
+            return port
         raise AssertionError("unreachable")
 
     def close_all(self) -> None:
         for server in self.servers:
             server.close()
+        for sock in self._held:
+            sock.close()
+        self._held.clear()
 
 
 # -- a fake resolver ------------------------------------------------------------

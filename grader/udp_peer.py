@@ -177,8 +177,9 @@ class FakeUdpServer(UdpSocket):
                  host: str = "127.0.0.1", port: int = 0, drop_first: int = 0,
                  answer: Callable[[bytes], bytes] | None = None,
                  before_answer: Callable[[Datagram], None] | None = None,
-                 labels: _Labels | None = None) -> None:
+                 labels: _Labels | None = None, peer_name: str | None = None) -> None:
         super().__init__(transcript, name, host, port, labels)
+        self.peer_name = peer_name      # shown for the first unknown sender
         self.drop_first = drop_first
         self.answer = answer
         self.before_answer = before_answer
@@ -255,6 +256,10 @@ class FakeUdpServer(UdpSocket):
                 except (BlockingIOError, InterruptedError, ConnectionRefusedError):
                     continue
                 datagram = Datagram(data, sender[:2], time.monotonic())
+                if self.peer_name and self.labels.get(sender) == format_address(sender):
+                    self.labels.set(sender, self.peer_name)
+                    self.transcript.note(self.name, f"{self.peer_name} is at {format_address(sender)}")
+                    self.peer_name = None
                 self.transcript.received(f"{self.name} from {self.labels.get(sender)}", data)
                 with self._cond:
                     self._received.append(datagram)
@@ -295,9 +300,11 @@ class UdpPeers:
 
     def fake_server(self, name: str = "fake server", host: str = "127.0.0.1", port: int = 0,
                     drop_first: int = 0, answer: Callable[[bytes], bytes] | None = None,
-                    before_answer: Callable[[Datagram], None] | None = None) -> FakeUdpServer:
+                    before_answer: Callable[[Datagram], None] | None = None,
+                    peer_name: str | None = "client") -> FakeUdpServer:
+        """A FakeUdpServer; the first unknown sender is shown as `peer_name`."""
         peer = FakeUdpServer(self.transcript, name, host, port, drop_first, answer,
-                             before_answer, self.labels)
+                             before_answer, self.labels, peer_name)
         self._peers.append(peer)
         return peer
 

@@ -21,8 +21,9 @@ def runner(workdir, transcript):
 def answers(runner, function, inputs):
     """function(x) for each x, in one child process: a list of outcomes."""
     outcomes = runner.call_many("basics", function, [(x,) for x in inputs])
-    check(isinstance(outcomes, list), f"imported basics.py and called {function}()",
-          "the call to run", outcomes.describe() if not isinstance(outcomes, list) else "")
+    check(isinstance(outcomes, list), f"imported basics.py and called {function}() on {inputs!r}",
+          "each call returns a plain value (an int, a str or bytes) or raises ValueError",
+          outcomes.describe() if not isinstance(outcomes, list) else "")
     return outcomes
 
 

@@ -309,9 +309,9 @@ def test_connect_to_resolves_a_host_name(runner, servers, rng):
 
 @pytest.mark.points(4)
 @pytest.mark.task(2)
-def test_connect_to_raises_oserror_when_nothing_listens(runner, servers, rng, free_port):
+def test_connect_to_raises_oserror_when_nothing_listens(runner, servers, rng):
     require_connect_to_works(runner, servers, rng)
-    port = free_port()
+    port = servers.refusing_port("127.0.0.1")
     raises_oserror(runner, failing_source("127.0.0.1", port),
                    did=f"called connect_to('127.0.0.1', {port}), a port where nothing listens")
 
@@ -328,11 +328,11 @@ def test_connect_to_raises_oserror_for_an_unknown_host(runner, servers, rng, fre
 
 @pytest.mark.points(5)
 @pytest.mark.task(2)
-def test_connect_to_tries_later_candidates_after_refusals(runner, servers, rng, free_port):
+def test_connect_to_tries_later_candidates_after_refusals(runner, servers, rng):
     message = textgen.message(rng).encode()
     reply = reply_for(rng).encode()
     server = servers.start("127.0.0.1", expect=len(message), reply=reply)
-    dead_v6, dead_v4 = free_port(), free_port()
+    dead_v6, dead_v4 = servers.refusing_port("::1"), servers.refusing_port("127.0.0.1")
     plan = {MULTI: [("::1", dead_v6), ("127.0.0.1", dead_v4), ("127.0.0.1", server.port)]}
     connects_to(runner, server, MULTI, server.port, message, reply, plan=plan,
                 did=f"getaddrinfo({MULTI!r}, ...) gave three candidates: ::1 port {dead_v6} "
@@ -356,11 +356,11 @@ def test_connect_to_takes_the_first_candidate_that_answers(runner, servers, rng)
 
 @pytest.mark.points(5)
 @pytest.mark.task(2)
-def test_connect_to_closes_the_sockets_of_failed_candidates(runner, servers, rng, free_port):
+def test_connect_to_closes_the_sockets_of_failed_candidates(runner, servers, rng):
     message = textgen.message(rng).encode()
     reply = reply_for(rng).encode()
     server = servers.start("127.0.0.1", expect=len(message), reply=reply)
-    dead = [free_port() for _ in range(3)]
+    dead = [servers.refusing_port(host) for host in ("::1", "127.0.0.1", "127.0.0.1")]
     plan = {MULTI: [("::1", dead[0]), ("127.0.0.1", dead[1]), ("127.0.0.1", server.port)]}
     connects_to(runner, server, MULTI, server.port, message, reply, plan=plan, check_leaks=True,
                 did=f"getaddrinfo({MULTI!r}, ...) gave ::1 port {dead[0]} (refuses), 127.0.0.1 "
@@ -378,11 +378,11 @@ def test_connect_to_closes_the_sockets_of_failed_candidates(runner, servers, rng
 
 @pytest.mark.points(2)
 @pytest.mark.task(2)
-def test_connect_to_skips_a_candidate_whose_socket_cannot_be_created(runner, servers, rng, free_port):
+def test_connect_to_skips_a_candidate_whose_socket_cannot_be_created(runner, servers, rng):
     message = textgen.message(rng).encode()
     reply = reply_for(rng).encode()
     server = servers.start("127.0.0.1", expect=len(message), reply=reply)
-    dead_v6 = free_port()
+    dead_v6 = servers.refusing_port("::1")
     plan = {MULTI: [("::1", dead_v6), ("127.0.0.1", server.port)]}
     connects_to(runner, server, MULTI, server.port, message, reply, plan=plan,
                 fail_families=(socket.AF_INET6,),
@@ -427,14 +427,15 @@ def no_traceback(program, did: str) -> None:
 ANY_REPLY = object()
 
 
-def run_conversation(spawn, servers, rng, host: str, server_host: str, reply=ANY_REPLY):
+def run_conversation(spawn, servers, rng, host: str, server_host: str, reply=ANY_REPLY,
+                     refuse_on: tuple[str, ...] = ()):
     """Start a server on `server_host` (replying `reply`, None: hanging up
     instead) and the client for `host`; return (program, server, message, did).
     The test types `message` when it wants to."""
     message = textgen.message(rng)
     if reply is ANY_REPLY:
         reply = (reply_for(rng) + "\n").encode()
-    server = servers.start(server_host, expect=len(message.encode()), reply=reply)
+    server = servers.start(server_host, expect=len(message.encode()), reply=reply, refuse_on=refuse_on)
     program = spawn("tcp_client.py", host, server.port, name="client")
     did = f"a server listens on {server_host} port {server.port}; ran: {command(host, server.port)}"
     return program, server, message, did
@@ -554,7 +555,8 @@ def test_connects_to_a_host_name(spawn, servers, rng):
 @pytest.mark.task(3)
 def test_falls_back_to_the_next_candidate(spawn, servers, rng, workdir):
     install_fake_resolver(workdir, {MULTI: [("::1", None), ("127.0.0.1", None)]})
-    program, server, message, did = run_conversation(spawn, servers, rng, MULTI, "127.0.0.1")
+    program, server, message, did = run_conversation(spawn, servers, rng, MULTI, "127.0.0.1",
+                                                     refuse_on=("::1",))
     did = (f"the test's resolver made the name {MULTI} resolve to ::1 (where nothing listens: "
            f"refused), then 127.0.0.1 (a server on port {server.port}); ran: {command(MULTI, server.port)}")
     program.expect_line("[client] attempting connection to ::1 ...", literal=True, did=did)
@@ -579,9 +581,9 @@ def test_says_when_the_server_closes_without_replying(spawn, servers, rng):
 
 @pytest.mark.points(4)
 @pytest.mark.task(3)
-def test_reports_failure_when_nothing_listens(spawn, servers, rng, free_port):
+def test_reports_failure_when_nothing_listens(spawn, servers, rng):
     require_working(spawn, servers, rng)
-    port = free_port()
+    port = servers.refusing_port("127.0.0.1")
     program = spawn("tcp_client.py", "127.0.0.1", port, name="client")
     did = f"ran: {command('127.0.0.1', port)}, a port where nothing listens"
     expect_exit(program, 1, did)
@@ -608,12 +610,12 @@ def test_reports_failure_for_an_unknown_host(spawn, servers, rng, free_port, wor
 
 @pytest.mark.points(3)
 @pytest.mark.task(3)
-def test_rejects_bad_arguments_with_usage(spawn, servers, rng, free_port):
+def test_rejects_bad_arguments_with_usage(spawn, servers, rng):
     require_working(spawn, servers, rng)
     bad_args = [[], ["127.0.0.1"], ["127.0.0.1", "{port}", "extra"], ["127.0.0.1", "http"],
                 ["127.0.0.1", "0"], ["127.0.0.1", "65536"], ["127.0.0.1", "-5"], ["127.0.0.1", "80.5"]]
     for bad in bad_args:
-        args = [a.replace("{port}", str(free_port())) for a in bad]
+        args = [a.replace("{port}", str(servers.refusing_port("127.0.0.1"))) for a in bad]
         program = spawn("tcp_client.py", *args, name="client")
         did = f"ran: python -u tcp_client.py {' '.join(args)}".rstrip()
         expect_exit(program, 1, did)

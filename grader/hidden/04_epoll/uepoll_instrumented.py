@@ -37,6 +37,7 @@ at chosen slots of the list).
 from __future__ import annotations
 
 import collections
+import ctypes
 import inspect
 import json
 import os
@@ -174,18 +175,24 @@ def _describe_slot(number: int | None) -> str:
     return f"fd {number}"
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+_getsockopt = _libc.getsockopt
+_getsockopt.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
+                        ctypes.POINTER(ctypes.c_uint32)]
+_getsockopt.restype = ctypes.c_int
+
+
 def _is_listening(fd: int) -> bool | None:
-    """True if fd is a listening socket, False if not, None if not a socket."""
-    try:
-        sock = socket.socket(fileno=fd)
-    except OSError:
+    """True if fd is a listening socket, False if not, None if not a socket.
+    (getsockopt on the bare number: a socket object built around the
+    program's descriptor could close it if a signal struck at the wrong
+    moment.)"""
+    value = ctypes.c_int(0)
+    size = ctypes.c_uint32(ctypes.sizeof(value))
+    accepting = getattr(socket, "SO_ACCEPTCONN", 30)
+    if _getsockopt(fd, socket.SOL_SOCKET, accepting, ctypes.byref(value), ctypes.byref(size)) < 0:
         return None
-    try:
-        return bool(sock.getsockopt(socket.SOL_SOCKET, getattr(socket, "SO_ACCEPTCONN", 30)))
-    except OSError:
-        return None
-    finally:
-        sock.detach()  # the descriptor is the program's: never close it here
+    return bool(value.value)
 
 
 class Epoll:

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from grader import textgen
-from grader.failure import check, fail
+from grader.failure import GradingFailure, check, fail
 from grader.suites.server_rules import (TRACEBACK, USAGE, ServerSpec, expect_clean_exit,
                                         measure_cpu)
 from grader.udp_peer import UdpPeers, occupy_port
@@ -82,6 +82,22 @@ def received_line(reply: str) -> re.Pattern:
     return re.compile(r".*\[client\] received '" + re.escape(reply) + r"'\s*$")
 
 
+def expect_received(program, reply: str, did: str, timeout: float = 5.0,
+                    bogus: str | None = None) -> None:
+    """The client prints `[client] received 'REPLY'`; said plainly on failure."""
+    try:
+        program.expect_line(received_line(reply), timeout=timeout, did=did)
+    except GradingFailure as failure:
+        if bogus is not None and program.has_line(r".*received '" + re.escape(bogus)):
+            raise fail(did=did, expected=f"the client ignores the stranger and prints: "
+                       f"[client] received '{reply}'",
+                       got="it printed the stranger's datagram as the server's reply",
+                       hint="compare the sender's address of each datagram (IP and port) "
+                            "with the server's") from None
+        raise fail(did=did, expected=f"the client prints: [client] received '{reply}'",
+                   got=failure.got) from None
+
+
 def run_client(spawn, port: int, message: str, host: str = "127.0.0.1"):
     program = spawn(CLIENT, host, port, name="client")
     program.send_line(message)  # the terminal keeps it until the client reads
@@ -99,8 +115,8 @@ def require_client_works(spawn, udp, rng) -> None:
     reply, answer = acknowledging(rng)
     fake = udp.fake_server(answer=answer)
     program = run_client(spawn, fake.port, textgen.message(rng))
-    program.expect_line(received_line(reply), did="first checked that the client works: ran it "
-                        "against a server that answers at once")
+    expect_received(program, reply, "first checked that the client works: ran it against a "
+                    "server that answers at once")
     program.stop()
 
 
@@ -346,8 +362,7 @@ def test_client_prompts_on_its_own_line(spawn, udp, rng):
     reply, answer = acknowledging(rng)
     fake = udp.fake_server(answer=answer)
     program = run_client(spawn, fake.port, textgen.message(rng))
-    program.expect_line(received_line(reply), did="ran the client against a server that "
-                        "answers at once")
+    expect_received(program, reply, "ran the client against a server that answers at once")
     program.wait_for_eof(5)
     check(any(line.rstrip() == PROMPT for line in program.lines),
           "ran the client and read its output",
@@ -382,7 +397,7 @@ def test_client_prints_the_reply_and_exits_0(spawn, udp, rng):
     fake = udp.fake_server(answer=answer)
     program = run_client(spawn, fake.port, textgen.message(rng))
     did = f"ran the client against a server that answers {reply!r} at once"
-    program.expect_line(received_line(reply), did=did)
+    expect_received(program, reply, did)
     expect_exit(program, 0, did)
 
 
@@ -394,7 +409,7 @@ def test_client_retries_after_a_lost_datagram(spawn, udp, rng):
     message = textgen.message(rng)
     program = run_client(spawn, fake.port, message)
     did = "ran the client against a server that drops the first datagram and answers the next"
-    program.expect_line(received_line(reply), timeout=10, did=did)
+    expect_received(program, reply, did, timeout=10)
     expect_exit(program, 0, did)
     got = fake.received
     check(len(got) == 2, did, "exactly two sends: the lost one and the one answered",
@@ -410,7 +425,7 @@ def test_client_succeeds_on_the_third_attempt(spawn, udp, rng):
     fake = udp.fake_server(drop_first=2, answer=answer)
     program = run_client(spawn, fake.port, textgen.message(rng))
     did = "ran the client against a server that drops the first two datagrams and answers the third"
-    program.expect_line(received_line(reply), timeout=10, did=did)
+    expect_received(program, reply, did, timeout=10)
     expect_exit(program, 0, did)
     check(fake.count == 3, did, "exactly three sends", f"{fake.count} datagram(s) arrived")
 
@@ -475,7 +490,7 @@ def test_client_ignores_a_datagram_from_another_port(spawn, udp, rng):
     did = (f"when the client's datagram arrived, first a stranger (127.0.0.1:{stranger.port}) "
            f"sent {bogus!r} to the client, then the server (127.0.0.1:{fake.port}) answered "
            f"{reply!r}")
-    program.expect_line(received_line(reply), did=did)
+    expect_received(program, reply, did, bogus=bogus)
     expect_exit(program, 0, did)
     program.wait_for_eof(2)
     check(not program.has_line(r".*received '" + re.escape(bogus)), did,
@@ -501,7 +516,7 @@ def test_client_ignores_a_datagram_from_another_address(spawn, udp, rng):
     did = (f"when the client's datagram arrived, first a stranger at 127.0.0.2:{fake.port} "
            f"(the server's port, another IP) sent {bogus!r}, then the server at "
            f"127.0.0.1:{fake.port} answered {reply!r}")
-    program.expect_line(received_line(reply), did=did)
+    expect_received(program, reply, did, bogus=bogus)
     expect_exit(program, 0, did)
     program.wait_for_eof(2)
     check(not program.has_line(r".*received '" + re.escape(bogus)), did,

@@ -5,6 +5,7 @@ leaves racing with broadcasts)."""
 
 import collections
 import re
+import signal
 import socket
 import struct
 import threading
@@ -17,7 +18,7 @@ from grader import source_check, textgen
 from grader.chat import WELCOME, ChatRoom, joined, left, said
 from grader.failure import check, fail
 from grader.suites.chat_protocol import ChatProtocolTests, room  # noqa: F401 (fixture)
-from grader.suites.server_rules import ServerRulesTests, ServerSpec
+from grader.suites.server_rules import ServerRulesTests, ServerSpec, expect_clean_exit
 
 SCRIPT = "threaded_chat_server.py"
 READY = lambda port: r"accepting connections\s*$"
@@ -111,11 +112,10 @@ def reset(sock: socket.socket) -> None:
 
 # -- one thread per client ----------------------------------------------------
 
-@pytest.mark.points(6)
+@pytest.mark.points(4)
 @pytest.mark.task(1)
 def test_one_thread_per_client(room, chat_server, workdir, rng):
     program, _ = chat_server
-    observer = room.join("observer")
     source = source_check.read(workdir / SCRIPT)
     try:
         uses_threads = source_check.uses_any(source, {"threading", "threading.Thread", "_thread"})
@@ -123,23 +123,43 @@ def test_one_thread_per_client(room, chat_server, workdir, rng):
         raise fail(did=f"read {SCRIPT}", expected="a Python file", got=f"it does not parse: {exc}")
     check(uses_threads, f"read {SCRIPT} (this exercise is about threads)",
           "the server starts its threads with the threading module", "no use of threading was found")
-    before = thread_count(program)
+    alone = thread_count(program)  # nobody connected yet
+    observer = room.join("observer")
     guests = [room.join(textgen.name(rng)) for _ in range(rng.randint(4, 8))]
     room.say(guests[-1], textgen.message(rng))
-    grew = wait_for(lambda: thread_count(program) >= before + len(guests), 5)
-    check(grew, f"with one user connected the server had {before} threads; "
-                f"then {len(guests)} more users joined",
-          f"at least {before + len(guests)} threads: one more for each client",
+    wanted = alone + 1 + len(guests)
+    grew = wait_for(lambda: thread_count(program) >= wanted, 5)
+    check(grew, f"with nobody connected the server had {alone} thread(s); then "
+                f"{1 + len(guests)} users joined",
+          f"at least {wanted} threads: one more for each client",
           f"{thread_count(program)} threads",
           hint="thread.start() runs the function in a new thread; thread.run() runs it "
                "in the thread that calls it, so the accept loop stops until that client leaves")
     for guest in list(guests):
         room.leave(guest, how=rng.choice(["close", "reset"]))
-    shrank = wait_for(lambda: thread_count(program) <= before, 5)
-    check(shrank, f"then those {len(guests)} users left (their departure was announced)",
-          f"their threads end: at most {before} threads again within 5 s",
+    shrank = wait_for(lambda: thread_count(program) <= alone + 1, 5)
+    check(shrank, f"then {len(guests)} of those users left (their departure was announced); "
+                  f"{observer.name} stayed",
+          f"their threads end: at most {alone + 1} threads again within 5 s",
           f"{thread_count(program)} threads are still alive: does each client's thread "
           "return once its user has left?")
+
+
+@pytest.mark.points(2)
+@pytest.mark.task(1)
+def test_ctrl_c_stops_the_server_while_users_are_connected(room, chat_server, rng):
+    program, _ = chat_server
+    users = [room.join(textgen.name(rng)) for _ in range(3)]
+    room.say(users[0], textgen.message(rng))  # by now every user's thread is running
+    program.send_signal(signal.SIGINT)
+    did = (f"{len(users)} users were in the room, each served by its own thread waiting in "
+           "recv(); then the server got SIGINT (Ctrl-C)")
+    if program.wait_exit(2.0) is None:
+        raise fail(did=did, expected="the server exits within 2 s", got="it was still running",
+                   hint="when the main thread ends, Python still waits for every thread that is "
+                        "not a daemon; a client's thread waits in recv() for as long as its "
+                        "client stays: start those threads with daemon=True")
+    expect_clean_exit(program, 0.5, did, allowed_signals=(signal.SIGINT,))
 
 
 # -- many threads sending at once -------------------------------------------------
@@ -174,12 +194,16 @@ def test_user_leaving_mid_broadcast_does_not_kill_the_server(room, chat_server, 
     # Each talker's burst keeps its thread broadcasting to everyone, while
     # the leavers reset their connections in between: some broadcasts meet
     # a socket whose peer has just vanished.
-    for i, talker in enumerate(talkers):
-        talker.client.send_raw("".join(t + "\n" for t in sent[talker.number]).encode())
-        for leaver in leavers[3 * i:3 * i + 3]:
-            leaver.client.reset()
     did = (f"{len(talkers)} users each sent 40 lines at once while {len(leavers)} other users "
            "reset their connections (RST) in the middle of those broadcasts")
+    for i, talker in enumerate(talkers):
+        try:
+            talker.client.send_raw("".join(t + "\n" for t in sent[talker.number]).encode())
+        except OSError as exc:
+            raise fail(did=did, expected=f"the server keeps {talker.name}'s connection open",
+                       got=f"sending failed: {exc}") from None
+        for leaver in leavers[3 * i:3 * i + 3]:
+            leaver.client.reset()
     expected = 40 * len(talkers) + len(leavers)
     for listener in listeners:
         lines = read_lines(listener.client, expected, did)
@@ -196,6 +220,30 @@ def test_user_leaving_mid_broadcast_does_not_kill_the_server(room, chat_server, 
     room.say(late, textgen.message(rng))
 
 
+class Reader(threading.Thread):
+    """Reads one client's lines in the background until stopped, so that
+    no socket buffer fills up (and blocks the server) however long a test runs."""
+
+    def __init__(self, client, keep: bool = True) -> None:
+        super().__init__(daemon=True)
+        self.client, self.keep = client, keep
+        self.lines: list[str] = []
+        self.count = 0
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.is_set() and not self.client.eof:
+            line = self.client.read_line(timeout=0.1)
+            if line is not None:
+                self.count += 1
+                if self.keep:
+                    self.lines.append(line)
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(5)
+
+
 @pytest.mark.points(3)
 @pytest.mark.task(2)
 @pytest.mark.timeout(90)
@@ -203,21 +251,30 @@ def test_joins_and_leaves_during_broadcasts(room, chat_server, rng):
     program, port = chat_server
     listeners = [room.join(f"listener{i}") for i in range(3)]
     talkers = [room.join(f"talker{i}") for i in range(4)]
-    lines_each, churn = 80, 60
-    sent = {t.number: [f"{k} {textgen.message(rng)}" for k in range(lines_each)] for t in talkers}
+    cycles, most_lines = 40, 1000
+    sent: dict[int, list[str]] = {t.number: [] for t in talkers}
     problems: list[str] = []
     churned: list[int] = []
-    start = threading.Event()
+    start, churn_over = threading.Event(), threading.Event()
+    readers = [Reader(u.client) for u in listeners] + [Reader(t.client, keep=False) for t in talkers]
 
-    def talk(user):
+    def talk(user, seed):
+        texts, k = sent[user.number], 0
         start.wait()
-        texts = sent[user.number]
-        for k in range(0, len(texts), 4):  # a few lines per segment, as fast as possible
-            user.client.send_raw("".join(t + "\n" for t in texts[k:k + 4]).encode())
+        while not churn_over.is_set() and k < most_lines:  # talk for as long as others come and go
+            batch = [f"{k + j} #{seed}-{k + j:04d}" for j in range(4)]
+            try:
+                user.client.send_raw("".join(t + "\n" for t in batch).encode())
+            except (OSError, AssertionError) as exc:
+                problems.append(f"{user.name} (user {user.number}) could not send: "
+                                + (str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+                return
+            texts.extend(batch)
+            k += len(batch)
 
     def come_and_go(seed):
         start.wait()
-        for i in range(churn // 2):
+        for i in range(cycles):
             try:
                 sock = socket.create_connection(("127.0.0.1", port), timeout=10)
                 data = b""
@@ -237,20 +294,34 @@ def test_joins_and_leaves_during_broadcasts(room, chat_server, rng):
                 problems.append(f"a newcomer could not join: {exc}")
                 return
 
-    workers = [threading.Thread(target=talk, args=(t,), daemon=True) for t in talkers]
-    workers += [threading.Thread(target=come_and_go, args=(s,), daemon=True) for s in range(2)]
-    for worker in workers:
+    churners = [threading.Thread(target=come_and_go, args=(s,), daemon=True) for s in range(3)]
+    speakers = [threading.Thread(target=talk, args=(t, rng.randrange(10**6)), daemon=True)
+                for t in talkers]
+    for worker in readers + churners + speakers:
         worker.start()
     start.set()
-    for worker in workers:
+    for worker in churners:
         worker.join(30)
-    did = (f"{len(talkers)} users each sent {lines_each} lines as fast as they could while "
-           f"{churn} other users joined and left (closed or reset) at the same time")
-    check(not problems and not any(w.is_alive() for w in workers), did,
-          "every newcomer is welcomed", "; ".join(problems[:3]) or "the test's clients got stuck")
-    expected = lines_each * len(talkers) + 2 * len(churned)
-    for listener in listeners:
-        lines = read_lines(listener.client, expected, did)
+    churn_over.set()
+    for worker in speakers:
+        worker.join(30)
+    total = sum(map(len, sent.values()))
+    did = (f"{len(talkers)} users sent lines as fast as they could ({total} in all) while "
+           f"{3 * cycles} other users joined and left (closed or reset) at the same time")
+    stuck = any(w.is_alive() for w in churners + speakers)
+    check(not problems and not stuck, did, "every newcomer is welcomed and every line is taken",
+          "; ".join(problems[:3]) or "the test's clients got stuck: the server stopped "
+          "welcoming newcomers or reading from its users")
+    expected = total + 2 * len(churned)
+    wait_for(lambda: all(r.count >= expected for r in readers[:len(listeners)]), 15)
+    for reader in readers:
+        reader.stop()
+    for reader, listener in zip(readers, listeners):
+        lines = reader.lines
+        if len(lines) < expected:
+            raise fail(did=did, expected=f"{listener.name} receives {expected} lines "
+                                         f"({total} messages, {len(churned)} joins, as many leaves)",
+                       got=f"it received {len(lines)}" + (f"; the last ones: {lines[-3:]!r}" if lines else ""))
         bad = [line for line in lines if not CHAT_LINE.fullmatch(line)]
         check(not bad, did, "only well-formed chat lines", f"garbled lines: {bad[:3]!r}")
         check_from_each_sender(listener.client, lines, sent, did)
@@ -269,6 +340,6 @@ def test_joins_and_leaves_during_broadcasts(room, chat_server, rng):
               f"users {still_in} joined and were never announced as gone")
     status = program.poll_exit()
     check(status is None, did, "the server keeps running", status.describe() if status else "")
-    room.users = list(listeners)  # the talkers' own unread lines are not checked
+    room.users = list(listeners)  # the talkers' own lines were not checked
     late = room.join("latecomer")
     room.say(late, textgen.message(rng))

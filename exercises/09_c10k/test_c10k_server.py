@@ -1,0 +1,130 @@
+"""Visible tests for 09_c10k. Run: pytest exercises/09_c10k
+
+The grader's hidden tests go further: a hard limit of their choosing,
+bursts of connections, clients that misbehave or leave, and ten thousand
+idle clients with a latency bound and an idle-CPU bound."""
+
+import re
+import resource
+import time
+
+import psutil
+import pytest
+
+from grader import launch
+from grader.crowd import Crowd, connect_many, reset_all, wait_among
+from grader.failure import check, fail
+from grader.process import Limits
+
+SCRIPT = "c10k_server.py"
+READY = r"ready for (\d+) connections\s*$"
+COUNT = re.compile(r"clients (\d+)")
+CROWD = 1_500     # more than a soft limit of 1024 allows
+
+
+@pytest.fixture
+def server(start_server):
+    return start_server(SCRIPT, lambda port: [port], lambda port: READY)
+
+
+@pytest.mark.points(3)
+@pytest.mark.task(1)
+def test_says_it_is_ready_and_raises_its_limit(server):
+    program, port = server
+    soft, hard = psutil.Process(program.pid).rlimit(psutil.RLIMIT_NOFILE)
+    check(soft == hard, "started the server and read its limits in /proc",
+          "its soft descriptor limit is raised to the hard limit",
+          f"soft {soft}, hard {hard}")
+
+
+@pytest.mark.points(3)
+@pytest.mark.task(3)
+def test_answers_ping_with_pong(server, connect):
+    program, port = server
+    client = connect(port, name="client")
+    for token in ("hello", "42", "é→ß"):
+        client.send_line(f"ping {token}")
+        client.expect_line(f"pong {token}", did=f"sent 'ping {token}'")
+
+
+@pytest.mark.points(3)
+@pytest.mark.task(3)
+def test_counts_the_clients(server, connect):
+    program, port = server
+    clients = [connect(port, name=f"client{i + 1}") for i in range(3)]
+    deadline = time.monotonic() + 5
+    while True:  # the server may not have accepted the last one yet: ask again
+        clients[0].send_line("count")
+        got = clients[0].expect_line(COUNT, did="connected 3 clients, sent 'count'")
+        if got.group(0) == "clients 3" or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    check(got.group(0) == "clients 3", "connected 3 clients, sent 'count'", "'clients 3'",
+          repr(got.group(0)))
+    clients[2].send_line("count")
+    clients[2].expect_line("clients 3", did="the third client sent 'count'")
+
+
+@pytest.mark.points(3)
+@pytest.mark.task(3)
+def test_rejects_unknown_commands(server, connect):
+    program, port = server
+    client = connect(port, name="client")
+    for line in ("hello", "count me in"):
+        client.send_line(line)
+        client.expect_line("error unknown command", did=f"sent {line!r}")
+
+
+@pytest.mark.points(4)
+@pytest.mark.task(2)
+def test_fifteen_hundred_idle_clients_are_counted(spawn, free_port, transcript):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < CROWD + 200:
+        pytest.skip(f"your hard descriptor limit is {hard} (ulimit -Hn): too low for {CROWD} "
+                    "connections in this test")
+    # This test process holds one end of every connection too: raise its own limit.
+    raised = hard if hard != resource.RLIM_INFINITY else max(soft, CROWD + 200)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+
+    def spawn_low(script, *args, name="server"):  # the usual soft limit of a desktop
+        return spawn(script, *args, name=name, limits=Limits(open_files=1024))
+
+    program, port = launch.start_server(spawn_low, free_port, SCRIPT, lambda p: [p],
+                                        lambda p: READY)
+    crowd = Crowd(port, transcript, name="crowd")
+    did = f"started the server with a soft limit of 1024, then connected {CROWD + 1} clients"
+    control = crowd.connect("control")
+
+    def ask():
+        before = control.line_count()
+        control.send_line("count")
+        wait_among(crowd, [control], lambda: control.line_count() > before, 5, did=did,
+                   expected="an answer to 'count' within 5 s")
+        match = COUNT.fullmatch(control.lines(before)[0])
+        check(match is not None, did, "'clients N'", repr(control.lines(before)[0]))
+        return int(match.group(1))
+
+    def settle(members):
+        # Wait until the server has accepted every connection so far.
+        want, last, since = len(members) + 1, -1, time.monotonic()
+        while (got := ask()) != want:
+            if got != last:
+                last, since = got, time.monotonic()
+            elif time.monotonic() - since > 3:
+                raise fail(did=did, expected=f"the server accepts all {want} connections",
+                           got=f"its count stayed at {got}: did it raise its descriptor limit?")
+            time.sleep(0.005)
+
+    try:
+        members, shortfall = connect_many(crowd, CROWD, settle=settle, did=did)
+        if shortfall:
+            pytest.skip(f"this machine could open only {len(members)} connections: {shortfall}")
+        check(ask() == CROWD + 1, did, f"'clients {CROWD + 1}'", "another count")
+        member = members[len(members) // 2]
+        member.send_line("ping middle")
+        wait_among(crowd, [member], lambda: member.line_count() >= 1, 5, did=did + "; one pinged",
+                   expected="it gets its pong within 5 s")
+        check(member.lines() == ["pong middle"], did + "; one sent 'ping middle'",
+              "'pong middle'", repr(member.lines()))
+    finally:
+        reset_all(crowd)

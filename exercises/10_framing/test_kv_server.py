@@ -1,0 +1,34 @@
+"""Visible tests for 10_framing, the program kv_server.py.
+Run: pytest exercises/10_framing
+
+Frames are binary: the tests talk to your server with grader.frames, a
+tiny client that sends a 4-byte big-endian length before each JSON request
+and reads replies the same way."""
+
+import pytest
+
+from grader.frames import FrameClient
+
+READY = lambda port: rf"\[server\] listening on 0\.0\.0\.0:{port}\s*$"
+
+
+@pytest.mark.points(2)
+@pytest.mark.task(4)
+def test_prints_that_it_is_listening(spawn, free_port):
+    port = free_port()
+    program = spawn("kv_server.py", port, name="server")
+    program.expect_line(READY(port), did=f"ran: python -u kv_server.py {port}")
+
+
+@pytest.mark.points(2)
+@pytest.mark.task(5)
+def test_set_then_get(start_server, connect, rng):
+    program, port = start_server("kv_server.py", lambda port: [port], READY)
+    client = FrameClient(connect(port, name="client"))
+    key, value = f"color{rng.randint(1, 999)}", ["blue", rng.randint(1, 999), None]
+    client.request({"op": "set", "key": key, "value": value}, {"ok": True},
+                   did=f"sent a set of {key!r}")
+    client.request({"op": "get", "key": key}, {"ok": True, "value": value},
+                   did=f"stored {key!r}, then sent a get")
+    client.request({"op": "get", "key": key + "x"}, {"ok": False, "error": "not found"},
+                   did="sent a get of a key nobody stored")
