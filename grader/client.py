@@ -52,6 +52,13 @@ class LineClient:
             try:
                 sent = self.sock.send(view)
                 view = view[sent:]
+            except (ConnectionResetError, BrokenPipeError) as exc:
+                raise GradingFailure(
+                    did=f"{self.name} sent {len(data)} bytes",
+                    expected="the server keeps the connection open and reads them",
+                    got=f"the server had closed or reset the connection ({exc.strerror}); "
+                        f"{len(view)} bytes were never sent",
+                ) from None
             except BlockingIOError:
                 if not _wait(self.sock, select.POLLOUT, deadline):
                     raise GradingFailure(

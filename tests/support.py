@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tomllib
 from pathlib import Path
 
 from grader import manifest
@@ -10,15 +11,34 @@ from grader import manifest
 MUTANTS_DIR = Path(__file__).parent / "mutants"
 
 
-def build_submission(dest: Path, exercise: manifest.Exercise, overlay: Path | None = None) -> Path:
+def read_mutant(folder: Path) -> dict:
+    """A mutant's mutant.toml: description, catches, and its changes, each
+    {file, old, new}: text of the solution and what the bug puts instead."""
+    return tomllib.loads((folder / "mutant.toml").read_text())
+
+
+def mutated_files(exercise: manifest.Exercise, spec: dict) -> dict[str, str]:
+    """The files a mutant changes, as text: the solution with each change
+    applied. Every `old` must stand exactly once in the solution, so a
+    mutant cannot silently stop applying when the solution changes."""
+    result: dict[str, str] = {}
+    for change in spec.get("change", []):
+        name = change["file"]
+        text = result.get(name) or (exercise.solution_folder / name).read_text()
+        count = text.count(change["old"])
+        assert count == 1, (f"a change of the mutant no longer applies to solutions/"
+                            f"{exercise.id}/{name}: its old text stands there {count} times")
+        result[name] = text.replace(change["old"], change["new"])
+    return result
+
+
+def build_submission(dest: Path, exercise: manifest.Exercise, spec: dict | None = None) -> Path:
     """A submission folder holding the reference solution of `exercise`,
-    with the files found in `overlay` (a mutant) put over it."""
+    with a mutant's changes applied when `spec` is given."""
     folder = dest / exercise.id
     folder.mkdir(parents=True)
     for name in exercise.files:
         shutil.copyfile(exercise.solution_folder / name, folder / name)
-    if overlay is not None:
-        for name in exercise.files:
-            if (overlay / name).exists():
-                shutil.copyfile(overlay / name, folder / name)
+    for name, text in (mutated_files(exercise, spec) if spec else {}).items():
+        (folder / name).write_text(text)
     return dest

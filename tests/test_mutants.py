@@ -1,41 +1,40 @@
 """Every known-buggy variant in tests/mutants/ must lose points, on the test
-it names. A mutant is a folder tests/mutants/<exercise>/<bug>/ holding the
-changed file(s) and a mutant.toml:
+it names. A mutant is a folder tests/mutants/<exercise>/<bug>/ with a
+mutant.toml that describes the bug as changes to the reference solution:
 
     description = "what the bug is, in a student's terms"
     catches = ["test_name_that_must_fail", ...]
-"""
 
-import tomllib
+    [[change]]
+    file = "chat_server.py"
+    old = '''text of the solution'''
+    new = '''what the bug puts there'''
+"""
 
 import pytest
 
 from grader import manifest
 from grader.runner import grade_exercise
-
-from support import MUTANTS_DIR, build_submission
+from support import MUTANTS_DIR, build_submission, mutated_files, read_mutant
 
 
 def _mutants():
-    found = []
-    for spec in sorted(MUTANTS_DIR.glob("*/*/mutant.toml")):
-        folder = spec.parent
-        found.append(pytest.param(folder, id=f"{folder.parent.name}/{folder.name}"))
-    return found
+    return [pytest.param(spec.parent, id=f"{spec.parent.parent.name}/{spec.parent.name}")
+            for spec in sorted(MUTANTS_DIR.glob("*/*/mutant.toml"))]
 
 
 @pytest.mark.parametrize("folder", _mutants())
 def test_mutant_is_caught_by_the_test_it_names(folder, tmp_path):
     exercise = manifest.get(folder.parent.name)
-    spec = tomllib.loads((folder / "mutant.toml").read_text())
-    catches = spec["catches"]
+    spec = read_mutant(folder)
     assert spec.get("description"), "a mutant says what its bug is"
-    changed = [n for n in exercise.files if (folder / n).exists()]
-    assert changed, f"{folder} holds none of {exercise.files}"
-    for name in changed:
-        assert (folder / name).read_bytes() != (exercise.solution_folder / name).read_bytes(), \
-            f"{folder / name} is identical to the solution"
-    submission = build_submission(tmp_path, exercise, overlay=folder)
+    catches = spec["catches"]
+    changed = mutated_files(exercise, spec)
+    assert changed, f"{folder} changes nothing"
+    assert set(changed) <= set(exercise.files), f"{folder} changes a file students do not submit"
+    for name, text in changed.items():
+        assert text != (exercise.solution_folder / name).read_text(), f"{name} is unchanged"
+    submission = build_submission(tmp_path, exercise, spec)
     result = grade_exercise(exercise, submission, select=" or ".join(catches))
     by_name = {t.name.split("[")[0]: t for t in result.tests}
     for name in catches:

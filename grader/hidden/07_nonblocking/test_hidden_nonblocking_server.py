@@ -38,8 +38,8 @@ NOT_NONBLOCKING = {
     "multiprocessing": "processes", "os.fork": "processes",
 }
 # Any one of these puts a socket in non-blocking mode (or asks one call not to block).
-NONBLOCKING_NAMES = ("setblocking", "settimeout", "setdefaulttimeout", "SOCK_NONBLOCK",
-                     "O_NONBLOCK", "MSG_DONTWAIT")
+NONBLOCKING_NAMES = ("setblocking", "settimeout", "setdefaulttimeout", "set_blocking",
+                     "SOCK_NONBLOCK", "O_NONBLOCK", "MSG_DONTWAIT")
 
 PUSH_LIMIT = 16 << 20  # more than the kernel buffers on the way hold (a blocking server stalls after ~3 MB here)
 STALL = 0.5            # seconds without room to send: the server has stopped taking data

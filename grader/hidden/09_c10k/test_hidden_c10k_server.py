@@ -13,8 +13,7 @@ from __future__ import annotations
 import os
 import re
 import resource
-import select
-import socket
+import signal
 import time
 
 import psutil
@@ -101,7 +100,7 @@ def count_of(client, did: str) -> int:
     return int(client.expect_line(COUNT, did=did).group(1))
 
 
-def wait_for_count(client, expected: int, did: str, timeout: float = 5.0) -> None:
+def wait_for_count(client, expected: int, did: str, timeout: float = 3.0) -> None:
     """Ask `count` until the answer is `expected`: a client that has just
     left may take the server a moment to notice."""
     deadline = time.monotonic() + timeout
@@ -285,12 +284,18 @@ def test_accepts_a_burst_of_connections(server, transcript, rng):
     program, port = server
     burst = rng.randint(90, 110)
     crowd = Crowd(port, transcript, name="crowd")
-    did = f"one client connected, then {burst} more at the same instant (non-blocking connects)"
+    did = (f"one client connected; then, while the server was paused (SIGSTOP, as if busy), "
+           f"{burst} more connected at once and waited in its listen queue; then the server "
+           "went on (SIGCONT)")
     try:
         control = crowd.connect("control")
         census = Census(crowd, control, did)
         census.wait_for(1)
-        members, shortfall = connect_many(crowd, burst, batch=burst, did=did)
+        program.send_signal(signal.SIGSTOP)
+        try:
+            members, shortfall = connect_many(crowd, burst, batch=burst, did=did)
+        finally:
+            program.send_signal(signal.SIGCONT)
         if shortfall:
             pytest.skip(f"this machine could not open {burst} connections: {shortfall}")
         census.wait_for(burst + 1)
@@ -562,8 +567,9 @@ def test_ten_thousand_idle_clients_are_counted_and_answered(crowded, rng, transc
     total = c.count + 1
     got = c.census.ask()
     check(got == total, c.did, f"count answers 'clients {total}'", f"'clients {got}'")
-    expected: dict[int, list[str]] = {}
+    expected: dict[int, list[str]] = {}     # member's descriptor -> its pongs, in order
     latencies: list[float] = []
+    slow = 0
     for wave in range(PINGS // WAVE):
         chosen = rng.sample(c.members, WAVE)
         sent_at = {}
@@ -594,6 +600,7 @@ def test_ten_thousand_idle_clients_are_counted_and_answered(crowded, rng, transc
             for member in waiting:
                 if member.line_count() >= len(expected[member.fd]):
                     latencies.append(now - sent_at[member.fd])
+                    slow += latencies[-1] >= P99_LIMIT
                 else:
                     still.append(member)
             waiting = still
@@ -602,6 +609,28 @@ def test_ten_thousand_idle_clients_are_counted_and_answered(crowded, rng, transc
             if lines[:len(expected[member.fd])] != expected[member.fd]:
                 raise fail(did=f"{c.did}; then {member.name} sent pings",
                            expected=f"the answers {expected[member.fd]}", got=f"{lines}")
+        if slow > PINGS // 100:
+            break  # over 1 % of all the pings are too slow already: the verdict is in
+    p50, p99 = latency_percentile(latencies, 0.50), latency_percentile(latencies, 0.99)
+    summary = (f"{c.count} idle connections (+1 control), counted; {len(latencies)} pings from "
+               f"random clients, {WAVE} at a time: p50 {p50 * 1000:.1f} ms, p99 "
+               f"{p99 * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms; connecting took "
+               f"{c.seconds:.1f} s")
+    transcript.note("test", summary)
+    print(f"09_c10k: {summary}")
+    did = f"{c.did}; then pings from random clients, {WAVE} at a time"
+    if len(latencies) < PINGS:
+        # The p99 of all PINGS would be at least the (PINGS/100 + 1)-th slowest seen.
+        bound = sorted(latencies)[-(PINGS // 100) - 1]
+        raise fail(did=did, expected=f"99 % of the pongs arrive within {P99_LIMIT * 1000:.0f} ms",
+                   got=f"{slow} of the first {len(latencies)} pings took longer (more than 1 % "
+                       f"of {PINGS}): p99 is at least {bound * 1000:.0f} ms (median "
+                       f"{p50 * 1000:.1f} ms, slowest {max(latencies) * 1000:.0f} ms). Does the "
+                       "server do work for every client at each event?")
+    check(p99 < P99_LIMIT, did, f"99 % of the pongs arrive within {P99_LIMIT * 1000:.0f} ms",
+          f"p99 was {p99 * 1000:.0f} ms (median {p50 * 1000:.1f} ms, slowest "
+          f"{max(latencies) * 1000:.0f} ms): does the server do work for every client at "
+          "each event?")
     # Anything sent to the wrong client has arrived by the time `count` is
     # answered (the server handles lines in order): read everyone, compare.
     c.census.ask()
@@ -613,18 +642,6 @@ def test_ten_thousand_idle_clients_are_counted_and_answered(crowded, rng, transc
                    expected="each client receives the answers to its own pings, nothing else",
                    got=f"{len(strays)} clients received something else, e.g. {m.name}: "
                        f"{m.lines()[:3]} (expected {expected.get(m.fd, [])})")
-    p50, p99 = latency_percentile(latencies, 0.50), latency_percentile(latencies, 0.99)
-    summary = (f"{c.count} idle connections (+1 control), counted; {len(latencies)} pings from "
-               f"random clients, {WAVE} at a time: p50 {p50 * 1000:.1f} ms, p99 "
-               f"{p99 * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms; connecting took "
-               f"{c.seconds:.1f} s")
-    transcript.note("test", summary)
-    print(f"09_c10k: {summary}")
-    check(p99 < P99_LIMIT, f"{c.did}; then {PINGS} pings from random clients, {WAVE} at a time",
-          f"99 % of the pongs arrive within {P99_LIMIT * 1000:.0f} ms",
-          f"p99 was {p99 * 1000:.0f} ms (median {p50 * 1000:.1f} ms, slowest "
-          f"{max(latencies) * 1000:.0f} ms): does the server do work for every client at "
-          "each event?")
 
 
 @pytest.mark.points(5)
