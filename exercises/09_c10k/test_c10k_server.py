@@ -27,13 +27,21 @@ def server(start_server):
     return start_server(SCRIPT, lambda port: [port], lambda port: READY)
 
 
+def start_with_soft_limit(spawn, free_port, soft):
+    """Start the server with its soft descriptor limit lowered to `soft`."""
+    def spawn_low(script, *args, name="server"):
+        return spawn(script, *args, name=name, limits=Limits(open_files=soft))
+
+    return launch.start_server(spawn_low, free_port, SCRIPT, lambda p: [p], lambda p: READY)
+
+
 @pytest.mark.points(3)
 @pytest.mark.task(1)
-def test_says_it_is_ready_and_raises_its_limit(server):
-    program, port = server
+def test_says_it_is_ready_and_raises_its_limit(spawn, free_port):
+    program, port = start_with_soft_limit(spawn, free_port, 256)
     soft, hard = psutil.Process(program.pid).rlimit(psutil.RLIMIT_NOFILE)
-    check(soft == hard, "started the server and read its limits in /proc",
-          "its soft descriptor limit is raised to the hard limit",
+    check(soft == hard, "started the server with a soft descriptor limit of 256, then read its "
+                        "limits in /proc", "its soft limit is raised to the hard limit",
           f"soft {soft}, hard {hard}")
 
 
@@ -86,11 +94,7 @@ def test_fifteen_hundred_idle_clients_are_counted(spawn, free_port, transcript):
     raised = hard if hard != resource.RLIM_INFINITY else max(soft, CROWD + 200)
     resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
 
-    def spawn_low(script, *args, name="server"):  # the usual soft limit of a desktop
-        return spawn(script, *args, name=name, limits=Limits(open_files=1024))
-
-    program, port = launch.start_server(spawn_low, free_port, SCRIPT, lambda p: [p],
-                                        lambda p: READY)
+    program, port = start_with_soft_limit(spawn, free_port, 1024)  # a usual desktop limit
     crowd = Crowd(port, transcript, name="crowd")
     did = f"started the server with a soft limit of 1024, then connected {CROWD + 1} clients"
     control = crowd.connect("control")

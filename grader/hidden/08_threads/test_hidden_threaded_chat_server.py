@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from grader import source_check, textgen
-from grader.chat import WELCOME, ChatRoom, joined, left, said
+from grader.chat import WELCOME, joined, left
 from grader.failure import check, fail
 from grader.suites.chat_protocol import ChatProtocolTests, room  # noqa: F401 (fixture)
 from grader.suites.server_rules import ServerRulesTests, ServerSpec, expect_clean_exit
