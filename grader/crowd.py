@@ -233,101 +233,157 @@ class Crowd:
 # connects with a blocking connect(): right for a chat room of a thousand.
 # connect_many() below opens ten thousand connections to a server that says
 # nothing on its own, in a few seconds: non-blocking connects, a batch at a
-# time, and between batches a caller's `settle` check (e.g. "the server has
-# accepted them all") so the listen queue never overflows. It stops early,
-# without failing, when the *machine* runs out (descriptors, local ports):
-# the caller learns how many it got and why.
+# time, and between batches a caller's `settle` check (e.g. "the server
+# counts them all") so that the server's listen queue never overflows.
+#
+# Why that matters: the kernel completes a handshake on its own and parks
+# the connection in the listener's accept queue, whose size is the
+# server's listen() backlog (Python's default 128, the C guide's 10). When
+# the queue is full, a new SYN is dropped (the client retries 1 s, 3 s,
+# 7 s... later), and with SYN cookies a connection can even look
+# established to the client while the server has no trace of it: an idle
+# client never sends the segment that would complete it. So batches start
+# small and double while the server keeps up; a batch that stalls is reset
+# and retried smaller, down to one connection at a time. A correct server
+# with a small backlog is slow to fill, never failed.
+#
+# It stops early, without failing, when the *machine* runs out
+# (descriptors, local ports): the caller learns how many it got and why.
 
 # errno values that mean "this machine can open no more", not "the server
 # refused": the test goes on with the connections it has.
 MACHINE_LIMITS = {errno.EMFILE, errno.ENFILE, errno.EADDRNOTAVAIL, errno.ENOBUFS, errno.ENOMEM}
-STALLED = 0.5   # a batch whose connects take longer than this is halved next time
+FIRST_BATCH = 4     # connections in the first batch; doubled after each good one
+STALLED = 0.5       # seconds for a batch's connects to complete before backing off
 
 
-def connect_many(crowd: Crowd, count: int, settle: Callable[[list[Member]], None] | None = None,
+def connect_many(crowd: Crowd, count: int,
+                 settle: Callable[[list[Member]], str | None] | None = None,
                  batch: int = 64, timeout: float = 10.0, did: str = "",
-                 host: str | None = None) -> tuple[list[Member], str | None]:
+                 host: str | None = None, back_off: bool = True,
+                 ) -> tuple[list[Member], str | None]:
     """Open up to `count` more members of `crowd` with non-blocking
-    connects, at most `batch` in flight at once, calling `settle(members)`
-    after each batch (all members opened so far). Returns the new members
-    in the order their connections completed, and None, or the reason
-    (in words) why the machine allowed fewer than `count`.
+    connects, in batches of at most `batch`. Returns the new members in the
+    order their connections completed, and None, or the reason (in words)
+    why the machine allowed fewer than `count`.
 
-    Keep `batch` below the server's listen backlog: a connection that finds
-    the accept queue full has its SYN dropped and retried only a second
-    later. When a batch takes longer than STALLED seconds the next one is
-    halved, so a server with a small backlog is slow to fill, not failed.
-    Fails (GradingFailure) when a connection is refused or reset, or when a
-    batch does not complete within `timeout` seconds."""
+    `settle(members)` is called after each batch with every member opened
+    so far; it waits until the server has accepted them all and returns
+    None, or returns in words what it saw when the server stopped making
+    progress. With `back_off` (the default), batches start at FIRST_BATCH
+    and double up to `batch`; a batch that stalls (connects not complete
+    within STALLED seconds, or `settle` reporting no progress) is reset,
+    `settle` is called again until the server has forgotten it, and it is
+    retried a quarter the size. Only when single connections stall does it
+    fail (GradingFailure). Without `back_off`, each batch is `batch` at
+    once and any stall fails (for a test of bursts). A refused or reset
+    connection always fails."""
     target = (host or crowd.host, crowd.port)
     members: list[Member] = []
     shortfall: str | None = None
-    size = max(1, batch)
+    size = min(FIRST_BATCH, batch) if back_off else batch
+    ceiling = batch
     started = time.monotonic()
     while len(members) < count and shortfall is None:
-        pending: dict[int, socket.socket] = {}
-        for _ in range(min(size, count - len(members))):
-            try:
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            except OSError as exc:
-                if exc.errno not in MACHINE_LIMITS:
-                    raise
-                shortfall = f"this process can open no more sockets ({exc.strerror})"
-                break
-            sock.setblocking(False)
-            code = sock.connect_ex(target)
-            if code in (0, errno.EINPROGRESS):
-                pending[sock.fileno()] = sock
-                continue
-            sock.close()
-            if code in MACHINE_LIMITS:
-                shortfall = f"the machine has no more local ports or buffers ({os.strerror(code)})"
-                break
-            _close_all(pending)
+        want = min(size, count - len(members))
+        opened, shortfall, trouble = _open_batch(crowd, target, want, len(members),
+                                                 STALLED if back_off and size > 1 else timeout,
+                                                 did)
+        members += opened
+        if trouble is None and settle is not None and opened:
+            trouble = settle(members)
+        if trouble is None:
+            size = min(ceiling, size * 2) if back_off else size
+            continue
+        if not back_off or size == 1:
             raise GradingFailure(
                 did=did or f"opened {len(members)} connections to port {crowd.port}",
-                expected="the server accepts every connection",
-                got=f"connection {len(members) + len(pending) + 1} failed at once: "
-                    f"{os.strerror(code)}")
-        batch_started = time.monotonic()
-        poller = select.poll()
-        for fd in pending:
-            poller.register(fd, select.POLLOUT)
-        while pending:
-            remaining = batch_started + timeout - time.monotonic()
-            ready = poller.poll(max(0.0, remaining) * 1000) if remaining > 0 else []
-            if not ready:
-                waiting = len(pending)
-                _close_all(pending)
-                raise GradingFailure(
-                    did=did or f"opened {len(members) + waiting} connections to port "
-                               f"{crowd.port}, {size} at a time",
-                    expected="the server accepts every connection that waits in its listen queue",
-                    got=f"{waiting} connection(s) still not established after {timeout:g} s "
-                        f"({len(members)} were): the listen queue stayed full, so the server "
-                        "stopped accepting")
-            for fd, _events in ready:
-                sock = pending.pop(fd)
-                poller.unregister(fd)
-                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                if code:
-                    sock.close()
-                    _close_all(pending)
-                    raise GradingFailure(
-                        did=did or f"opened {len(members) + 1} connections to port {crowd.port}",
-                        expected="the server accepts every connection",
-                        got=f"connection {len(members) + 1} failed: {os.strerror(code)}")
-                members.append(_adopt(crowd, sock))
-        if time.monotonic() - batch_started > STALLED and size > 1:
-            size = max(1, size // 2)
+                expected="the server accepts every connection"
+                         + (", even one at a time" if back_off else " waiting in its listen queue"),
+                got=trouble)
+        # Back off: reset this batch, let the server forget it, retry smaller.
+        for member in opened:
+            crowd.drop(member, reset=True)
+            crowd.members.remove(member)
+        del members[len(members) - len(opened):]
+        crowd.transcript.note(crowd.name, f"a batch of {len(opened)} connections stalled; reset "
+                                          f"it, retrying {max(1, size // 4)} at a time")
         if settle is not None and members:
-            settle(members)
+            again = settle(members)
+            if again is not None:
+                raise GradingFailure(
+                    did=(did or f"opened {len(members) + len(opened)} connections") +
+                        f"; reset the last {len(opened)}, which the server had not all accepted",
+                    expected="the server forgets the connections that were reset",
+                    got=again)
+        ceiling = max(1, size // 2)
+        size = max(1, size // 4)
     if members:
         crowd.transcript.note(
             crowd.name, f"{len(members)} connections opened in {time.monotonic() - started:.1f} s "
                         f"(descriptors {min(m.fd for m in members)}..{max(m.fd for m in members)} "
                         "in the test process)" + (f"; stopped early: {shortfall}" if shortfall else ""))
     return members, shortfall
+
+
+def _open_batch(crowd: Crowd, target: tuple[str, int], want: int, before: int, patience: float,
+                did: str) -> tuple[list[Member], str | None, str | None]:
+    """Start `want` non-blocking connects and wait up to `patience` seconds
+    for them to complete. Returns the members made, the machine's reason
+    for opening fewer (or None), and what went wrong in words (or None)."""
+    pending: dict[int, socket.socket] = {}
+    shortfall: str | None = None
+    for _ in range(want):
+        try:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        except OSError as exc:
+            if exc.errno not in MACHINE_LIMITS:
+                raise
+            shortfall = f"this process can open no more sockets ({exc.strerror})"
+            break
+        sock.setblocking(False)
+        code = sock.connect_ex(target)
+        if code in (0, errno.EINPROGRESS):
+            pending[sock.fileno()] = sock
+            continue
+        sock.close()
+        if code in MACHINE_LIMITS:
+            shortfall = f"the machine has no more local ports or buffers ({os.strerror(code)})"
+            break
+        _close_all(pending)
+        raise GradingFailure(
+            did=did or f"opened {before} connections to port {target[1]}",
+            expected="the server accepts every connection",
+            got=f"connection {before + len(pending) + 1} failed at once: {os.strerror(code)}")
+    opened: list[Member] = []
+    poller = select.poll()
+    for fd in pending:
+        poller.register(fd, select.POLLOUT)
+    deadline = time.monotonic() + patience
+    while pending:
+        remaining = deadline - time.monotonic()
+        ready = poller.poll(remaining * 1000) if remaining > 0 else []
+        if not ready:
+            waiting = len(pending)
+            _close_all(pending, reset=True)
+            return opened, shortfall, (
+                f"{waiting} of {want} connections were not established within {patience:g} s: "
+                "the server's listen queue stayed full")
+        for fd, _events in ready:
+            sock = pending.pop(fd)
+            poller.unregister(fd)
+            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code:
+                sock.close()
+                _close_all(pending)
+                for member in opened:
+                    crowd.drop(member)
+                raise GradingFailure(
+                    did=did or f"opened {before + len(opened) + 1} connections to port {target[1]}",
+                    expected="the server accepts every connection",
+                    got=f"connection {before + len(opened) + 1} failed: {os.strerror(code)}")
+            opened.append(_adopt(crowd, sock))
+    return opened, shortfall, None
 
 
 def _adopt(crowd: Crowd, sock: socket.socket) -> Member:
@@ -340,8 +396,10 @@ def _adopt(crowd: Crowd, sock: socket.socket) -> Member:
     return member
 
 
-def _close_all(pending: dict[int, socket.socket]) -> None:
+def _close_all(pending: dict[int, socket.socket], reset: bool = False) -> None:
     for sock in pending.values():
+        if reset:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()
     pending.clear()
 

@@ -101,10 +101,10 @@ class C10kServer:
         self.listener = listener
         self.listen_fd = listener.fileno()
         self.clients = {}           # descriptor -> Client
+        self.accepting = True       # False while out of descriptors
         # TODO(task 2): create the epoll instance (select.epoll()) as
         # self.epoll and register the listening socket for EPOLLIN.
         raise NotImplementedError("TODO(task 2): create the epoll instance")
-        self.accepting = True
 
     # -- Task 2: the event loop and accepting ----------------------------
 
@@ -210,6 +210,9 @@ def stop(signum, frame):
 
 def main(argv):
     signal.signal(signal.SIGTERM, stop)
+    # Ctrl-C raises KeyboardInterrupt, even when the server was started with
+    # SIGINT ignored (a shell does that to the jobs it starts in background).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     port = parse_args(argv)
     limit = raise_descriptor_limit()
     try:

@@ -13,7 +13,7 @@ import pytest
 
 from grader import launch
 from grader.crowd import Crowd, connect_many, reset_all, wait_among
-from grader.failure import check, fail
+from grader.failure import check
 from grader.process import Limits
 
 SCRIPT = "c10k_server.py"
@@ -109,15 +109,16 @@ def test_fifteen_hundred_idle_clients_are_counted(spawn, free_port, transcript):
         return int(match.group(1))
 
     def settle(members):
-        # Wait until the server has accepted every connection so far.
+        # Between batches: wait until the server counts every connection so
+        # far, or say what went wrong (connect_many then tries smaller batches).
         want, last, since = len(members) + 1, -1, time.monotonic()
         while (got := ask()) != want:
             if got != last:
                 last, since = got, time.monotonic()
-            elif time.monotonic() - since > 3:
-                raise fail(did=did, expected=f"the server accepts all {want} connections",
-                           got=f"its count stayed at {got}: did it raise its descriptor limit?")
-            time.sleep(0.005)
+            elif time.monotonic() - since > 1:
+                return f"its count stayed at {got}, not {want}: did it raise its descriptor limit?"
+            time.sleep(0.005)  # pacing the questions
+        return None
 
     try:
         members, shortfall = connect_many(crowd, CROWD, settle=settle, did=did)

@@ -18,6 +18,7 @@ from typing import Callable
 
 import pytest
 
+from .. import cpu
 from ..failure import check, fail
 from ..ports import is_free
 
@@ -83,11 +84,25 @@ def create_time_wait(port: int) -> None:
         time.sleep(0.01)
 
 
+def _taken_by_another(port: int) -> bool:
+    """True if some process listens on `port`: a bind with SO_REUSEADDR,
+    which TIME_WAIT alone never blocks, fails."""
+    probe = socket.socket()
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind(("0.0.0.0", port))
+        return False
+    except OSError:
+        return True
+    finally:
+        probe.close()
+
+
 def measure_cpu(program, seconds: float = 1.0) -> float:
-    """The share of one core the program used over `seconds` of quiet."""
-    before, started = program.cpu_seconds(), time.monotonic()
-    time.sleep(seconds)  # a measuring window, not a wait for a condition
-    return (program.cpu_seconds() - before) / (time.monotonic() - started)
+    """The share of one core the program wanted over `seconds` of quiet:
+    time running plus time waiting to run where Linux reports it (so a busy
+    loop shows as busy even on a loaded machine), else CPU time."""
+    return cpu.measure(program, seconds).demand
 
 
 def expect_clean_exit(program, within: float, did: str, allowed_signals=()) -> None:
@@ -149,13 +164,20 @@ class ServerRulesTests:
     @pytest.mark.points(3)
     @pytest.mark.task("listen")
     def test_binds_a_port_in_time_wait(self, server_spec, spawn, free_port):
-        port = free_port()
-        create_time_wait(port)
-        program = spawn(server_spec.script, *server_spec.args(port), name="server")
-        program.expect_line(
-            re.compile(server_spec.ready(port)),
-            did=f"left port {port} in TIME_WAIT (as a just-restarted server finds it), "
-                f"then ran: {server_spec.command(port)}")
+        for attempt in range(3):
+            port = free_port()
+            create_time_wait(port)
+            program = spawn(server_spec.script, *server_spec.args(port), name="server")
+            try:
+                program.expect_line(
+                    re.compile(server_spec.ready(port)),
+                    did=f"left port {port} in TIME_WAIT (as a just-restarted server finds it), "
+                        f"then ran: {server_spec.command(port)}")
+                return
+            except AssertionError:
+                if program.wait_exit(1) is None or not _taken_by_another(port) or attempt == 2:
+                    raise
+                program.stop()  # a parallel grader took the port meanwhile: try another
 
     @pytest.mark.points(2)
     @pytest.mark.task("listen")

@@ -25,7 +25,12 @@ SPEC = ServerSpec(
     ready=READY,
     bad_args=[[], ["{port}", "extra"], ["echo"], ["0"], ["65536"], ["-1"], ["8.5"]],
     idle_cpu_fraction=IDLE_LIMIT,
+    engage=lambda client: (client.send_line("are you there?"),
+                           client.expect_line("are you there?", did="sent a line to be echoed")),
 )
+# The shared tests' topics -> this README's tasks (signals and arguments are
+# given complete in the stub; they work once the listener does).
+TASKS = {"listen": 1, "shutdown": 1, "loop": 4}
 
 # What the lesson forbids: every way of waiting on sockets other than
 # trying them in non-blocking mode (pollers, threads, processes, asyncio).
@@ -87,6 +92,7 @@ class TestServerRules(ServerRulesTests):
     # may *get* less than that: measure what the server asks for instead
     # (running or waiting to run, see grader.cpu). Same name, same points.
     @pytest.mark.points(3)
+    @pytest.mark.task("loop")
     def test_idle_server_sleeps_in_the_kernel(self, server_spec, start_server):
         program, _ = start(start_server, server_spec)
         usage = cpu.measure(program)
@@ -125,9 +131,10 @@ def push_without_reading(client, data: bytes) -> int:
     return sent
 
 
-def finish_exchange(client, data: bytes, sent: int, chunk: int = 1 << 16,
+def finish_exchange(client, data: bytes, sent: int, chunk: int = 1 << 16, pause: float = 0.0,
                     quiet: float = 5.0, timeout: float = 60.0) -> bytes:
-    """Send the rest of `data` (from offset `sent`) while reading the echo;
+    """Send the rest of `data` (from offset `sent`) while reading the echo
+    (`chunk` bytes per recv(), `pause` seconds after each: a slow reader);
     returns everything that came back: all of it, or less if the server
     closed, or made no progress for `quiet` seconds, or `timeout` passed."""
     received = bytearray()
@@ -150,6 +157,8 @@ def finish_exchange(client, data: bytes, sent: int, chunk: int = 1 << 16,
             piece = client.sock.recv(chunk)
             if piece:
                 received += piece
+                if pause:
+                    time.sleep(pause)  # shapes the reading: a slow client
             else:
                 client.eof = True
         except BlockingIOError:
@@ -329,10 +338,13 @@ def test_half_closed_client_gets_its_whole_echo(server, open_client, rng):
     data = rng.randbytes(rng.randint(4 << 20, 6 << 20))
     sent = push_without_reading(client, data)
     client.shutdown_write()
-    back = finish_exchange(client, data[:sent], sent, chunk=4096)
+    # Read slowly, so that when the server reaches the end of file it still
+    # owes more echo than its send buffer holds.
+    back = finish_exchange(client, data[:sent], sent, chunk=4096, pause=0.0005)
     if back != data[:sent]:
         raise fail(did=f"sent {sent} random bytes without reading, half-closed the connection "
-                       "(shutdown SHUT_WR: end of file for the server), then read the echo",
+                       "(shutdown SHUT_WR: end of file for the server), then read the echo "
+                       "slowly, 4 KiB at a time",
                    expected="every byte back: end of file means 'no more data from me', "
                             "not 'forget what you owe me'",
                    got=describe_difference(back, data[:sent]))

@@ -16,18 +16,40 @@ import pytest
 
 from grader import source_check, textgen
 from grader.chat import WELCOME, joined, left
+from grader.client import LineClient
 from grader.failure import check, fail
 from grader.suites.chat_protocol import ChatProtocolTests, room  # noqa: F401 (fixture)
 from grader.suites.server_rules import ServerRulesTests, ServerSpec, expect_clean_exit
 
 SCRIPT = "threaded_chat_server.py"
 READY = lambda port: r"accepting connections\s*$"
+
+
+def engage(client) -> None:
+    """Make sure the client's own thread is running before a signal test
+    goes on: the welcome alone does not prove it (a server typically sends
+    it before starting the thread), a line relayed from the client does."""
+    did = "connected a client, then a helper, and had the client say hello"
+    client.expect_line(WELCOME, did=did)
+    helper = LineClient(client.port, client.transcript, name="helper")
+    try:
+        helper.expect_line(WELCOME, did=did)
+        client.expect_line(re.compile(r"user \d+ joined the chat room"), did=did)
+        client.send_line("hello")
+        helper.expect_line(re.compile(r"user \d+: hello"), did=did)
+    finally:
+        helper.close()
+
+
 SPEC = ServerSpec(
     script=SCRIPT,
     args=lambda port: [port],
     ready=READY,
     bad_args=[[], ["{port}", "extra"], ["chat"], ["0"], ["70000"], ["-2"], ["12.5"]],
+    engage=engage,
 )
+# The shared tests' topics -> this README's tasks.
+TASKS = {"listen": 1, "shutdown": 1, "loop": 1, "join": 1, "message": 2, "lines": 2, "leave": 3}
 CHAT_LINE = re.compile(r"user (\d+)(?:: .*| joined the chat room| disconnected)")
 
 
