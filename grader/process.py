@@ -94,6 +94,10 @@ class Program:
         stderr_path = str(self._stderr_path)
 
         def in_child() -> None:
+            # A grader started in the background (a shell job, CI) may have
+            # SIGINT ignored; the program must get the signals a terminal gives.
+            for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_DFL)
             fd = os.open(stderr_path, os.O_WRONLY | os.O_TRUNC)
             os.dup2(fd, 2)
             os.close(fd)

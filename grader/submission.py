@@ -9,7 +9,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from .manifest import Exercise
+from .manifest import EXERCISES_DIR, Exercise
 
 # A submitted source file larger than this is refused (a student's exercise
 # is a few kilobytes; a huge file is a mistake or an attack on the disk).
@@ -78,5 +78,7 @@ def snapshot(root: Path | None, exercise: Exercise, dest: Path) -> Snapshot:
                 copied.append(name)
     for name in exercise.provided:
         # The course's copy, never the student's: the interface is fixed.
-        shutil.copyfile(exercise.folder / name, dest / name)
+        # "04_epoll/uepoll.py" names another exercise's file.
+        source = EXERCISES_DIR / name if "/" in name else exercise.folder / name
+        shutil.copyfile(source, dest / Path(name).name)
     return Snapshot(folder=dest, copied=copied, problems=problems)

@@ -40,7 +40,11 @@ class LineServer:
                 if fd == self.listener.fileno():
                     conn, _ = self.listener.accept()
                     self.accepted += 1
-                    conn.sendall(f"welcome {self.accepted}\r\npart".encode())
+                    try:
+                        conn.sendall(f"welcome {self.accepted}\r\npart".encode())
+                    except OSError:  # a client that reset before its welcome
+                        conn.close()
+                        continue
                     conns[conn.fileno()] = (conn, bytearray())
                     poller.register(conn, select.POLLIN)
                     continue

@@ -127,7 +127,7 @@ class Census:
         wait_among(self.crowd, [control], lambda: control.line_count() > before, 5.0,
                    did=f"{self.did}; {control.name} sent 'count'",
                    expected="an answer 'clients N' within 5 s",
-                   got=lambda: "no answer" + (f"; the connection was closed" if control.eof else ""))
+                   got=lambda: "no answer" + ("; the connection was closed" if control.eof else ""))
         line = control.lines(before)[0]
         match = COUNT.fullmatch(line)
         if not match:
