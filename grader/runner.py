@@ -78,7 +78,11 @@ def grade_exercise(exercise: manifest.Exercise, submission: Path, select: str | 
     with tempfile.TemporaryDirectory(prefix="socklab-grade-") as tmp:
         results = Path(tmp) / "results.json"
         cmd = pytest_command(exercise, Path(submission).resolve(), results, select)
-        proc = subprocess.Popen(cmd, cwd=tmp, env=_pytest_environment(), stdin=subprocess.DEVNULL,
+        env = _pytest_environment()
+        # Everything the run creates lives below our folder, which goes away
+        # below even if the run had to be killed before it could clean up.
+        env["TMPDIR"] = tmp
+        proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         try:
