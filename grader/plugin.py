@@ -202,6 +202,22 @@ def start_server(spawn, free_port):
 
 
 @pytest.fixture
+def server_spec(request: pytest.FixtureRequest):
+    """The suite module's `SPEC` (a grader.suites.server_rules.ServerSpec):
+    how to start its server. A suite may define its own fixture instead."""
+    spec = getattr(request.module, "SPEC", None)
+    if spec is None:
+        raise pytest.UsageError(f"{request.path} uses a server but defines no SPEC")
+    return spec
+
+
+@pytest.fixture
+def server(server_spec, start_server):
+    """The suite's server, started on a free port: (program, port)."""
+    return start_server(server_spec.script, server_spec.args, server_spec.ready)
+
+
+@pytest.fixture
 def connect(transcript: Transcript):
     """A factory of line clients: connect(port, name="alice", host="127.0.0.1").
     Every client it opened is closed after the test."""

@@ -1,7 +1,7 @@
 """The chat protocol's tests, shared by every chat server (03, 04, 08).
 
-Use it by subclassing `ChatProtocolTests` in a suite and defining a
-`chat_server` fixture that starts the server and returns (program, port).
+Use it by subclassing `ChatProtocolTests` in a suite that defines `SPEC`
+(the plugin's `server` fixture starts it) or its own `server` fixture.
 Tests name a topic instead of a task number ("join", "message", "lines",
 "leave"); the suite's module maps each topic to its README's task number in
 a dict `TASKS`."""
@@ -22,8 +22,8 @@ from .server_rules import measure_cpu
 
 
 @pytest.fixture
-def room(chat_server, connect) -> ChatRoom:
-    _, port = chat_server
+def room(server, connect) -> ChatRoom:
+    _, port = server
     return ChatRoom(connect, port)
 
 
@@ -42,7 +42,7 @@ def read_until(client, wanted: str, allowed, did: str, most: int = 3) -> None:
 
 
 class ChatProtocolTests:
-    """Inherit in a suite; provide the `chat_server` fixture."""
+    """Inherit in a suite that defines `SPEC` (or a `server` fixture)."""
 
     @pytest.mark.points(3)
     @pytest.mark.task("join")
@@ -54,8 +54,8 @@ class ChatProtocolTests:
     @pytest.mark.points(3)
     @pytest.mark.task("join")
     @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the server's sockets from /proc")
-    def test_user_number_is_the_socket_descriptor(self, room, chat_server, rng):
-        program, _ = chat_server
+    def test_user_number_is_the_socket_descriptor(self, room, server, rng):
+        program, _ = server
         users = [room.join(textgen.name(rng)) for _ in range(3)]
         by_peer = {}
         for conn in psutil.Process(program.pid).net_connections(kind="tcp"):
@@ -190,8 +190,8 @@ class ChatProtocolTests:
 
     @pytest.mark.points(3)
     @pytest.mark.task("message")
-    def test_server_prints_every_broadcast(self, room, chat_server, rng):
-        program, _ = chat_server
+    def test_server_prints_every_broadcast(self, room, server, rng):
+        program, _ = server
         alice, bob = room.join("alice"), room.join("bob")
         text = textgen.message(rng)
         room.say(alice, text)
@@ -226,8 +226,8 @@ class ChatProtocolTests:
 
     @pytest.mark.points(3)
     @pytest.mark.task("leave")
-    def test_server_sleeps_after_everyone_left(self, room, chat_server, rng):
-        program, _ = chat_server
+    def test_server_sleeps_after_everyone_left(self, room, server, rng):
+        program, _ = server
         users = [room.join(textgen.name(rng)) for _ in range(3)]
         room.say(users[0], textgen.message(rng))
         room.leave(users[2], how="reset")

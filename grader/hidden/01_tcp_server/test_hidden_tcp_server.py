@@ -30,14 +30,6 @@ SPEC = ServerSpec(
 TASKS = {"listen": 1, "loop": 2}
 
 
-@pytest.fixture
-def server_spec():
-    return SPEC
-
-
-@pytest.fixture
-def server(start_server):
-    return start_server(SPEC.script, SPEC.args, SPEC.ready)
 
 
 def greeted(program, ip="127.0.0.1"):

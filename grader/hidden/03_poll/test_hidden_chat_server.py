@@ -31,14 +31,6 @@ NOT_POLL = {
 }
 
 
-@pytest.fixture
-def server_spec():
-    return SPEC
-
-
-@pytest.fixture
-def chat_server(start_server):
-    return start_server(SPEC.script, SPEC.args, READY)
 
 
 class TestServerRules(ServerRulesTests):
@@ -85,9 +77,9 @@ def test_a_seat_frees_up_when_someone_leaves(start_server, connect, rng):
 
 @pytest.mark.points(4)
 @pytest.mark.task(1)
-def test_waits_with_poll_and_nothing_else(workdir, chat_server, connect):
+def test_waits_with_poll_and_nothing_else(workdir, server, connect):
     # Points for how a server waits go to a server that works.
-    ChatRoom(connect, chat_server[1]).join("alice")
+    ChatRoom(connect, server[1]).join("alice")
     source = source_check.read(workdir / SPEC.script)
     try:
         found = source_check.forbidden_uses(source, NOT_POLL)

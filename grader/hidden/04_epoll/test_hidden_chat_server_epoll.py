@@ -168,14 +168,6 @@ def shim(workdir, request):
         raise installed.failure("ran the test; afterwards read the instrumented uepoll's report")
 
 
-@pytest.fixture
-def server_spec():
-    return SPEC
-
-
-@pytest.fixture
-def chat_server(start_server):
-    return start_server(SCRIPT, SPEC.args, READY)
 
 
 class TestServerRules(ServerRulesTests):

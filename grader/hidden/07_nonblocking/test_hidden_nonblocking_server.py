@@ -55,14 +55,6 @@ PUSH_LIMIT = 16 << 20
 STALL = 0.5            # seconds without room to send: the server has stopped taking data
 
 
-@pytest.fixture
-def server_spec():
-    return SPEC
-
-
-@pytest.fixture
-def server(start_server):
-    return start_server(SCRIPT, SPEC.args, READY)
 
 
 @pytest.fixture

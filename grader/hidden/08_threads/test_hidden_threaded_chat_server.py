@@ -53,14 +53,6 @@ TASKS = {"listen": 1, "shutdown": 1, "loop": 1, "join": 1, "message": 2, "lines"
 CHAT_LINE = re.compile(r"user (\d+)(?:: .*| joined the chat room| disconnected)")
 
 
-@pytest.fixture
-def server_spec():
-    return SPEC
-
-
-@pytest.fixture
-def chat_server(start_server):
-    return start_server(SCRIPT, SPEC.args, READY)
 
 
 class TestServerRules(ServerRulesTests):
@@ -136,8 +128,8 @@ def reset(sock: socket.socket) -> None:
 
 @pytest.mark.points(4)
 @pytest.mark.task(1)
-def test_one_thread_per_client(room, chat_server, workdir, rng):
-    program, _ = chat_server
+def test_one_thread_per_client(room, server, workdir, rng):
+    program, _ = server
     source = source_check.read(workdir / SCRIPT)
     try:
         uses_threads = source_check.uses_any(source, {"threading", "threading.Thread", "_thread"})
@@ -169,8 +161,8 @@ def test_one_thread_per_client(room, chat_server, workdir, rng):
 
 @pytest.mark.points(2)
 @pytest.mark.task(1)
-def test_ctrl_c_stops_the_server_while_users_are_connected(room, chat_server, rng):
-    program, _ = chat_server
+def test_ctrl_c_stops_the_server_while_users_are_connected(room, server, rng):
+    program, _ = server
     users = [room.join(textgen.name(rng)) for _ in range(3)]
     room.say(users[0], textgen.message(rng))  # by now every user's thread is running
     program.send_signal(signal.SIGINT)
@@ -207,8 +199,8 @@ def test_fifty_users_each_sending_several_lines_at_once(room, rng):
 @pytest.mark.points(3)
 @pytest.mark.task(3)
 @pytest.mark.timeout(90)
-def test_user_leaving_mid_broadcast_does_not_kill_the_server(room, chat_server, rng):
-    program, _ = chat_server
+def test_user_leaving_mid_broadcast_does_not_kill_the_server(room, server, rng):
+    program, _ = server
     listeners = [room.join(f"listener{i}") for i in range(3)]
     leavers = [room.join(f"leaver{i}") for i in range(12)]
     talkers = [room.join(f"talker{i}") for i in range(4)]
@@ -269,8 +261,8 @@ class Reader(threading.Thread):
 @pytest.mark.points(3)
 @pytest.mark.task(2)
 @pytest.mark.timeout(90)
-def test_joins_and_leaves_during_broadcasts(room, chat_server, rng):
-    program, port = chat_server
+def test_joins_and_leaves_during_broadcasts(room, server, rng):
+    program, port = server
     listeners = [room.join(f"listener{i}") for i in range(3)]
     talkers = [room.join(f"talker{i}") for i in range(4)]
     cycles, most_lines = 40, 1000

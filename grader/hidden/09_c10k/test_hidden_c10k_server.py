@@ -61,14 +61,6 @@ SETTLE_PATIENCE = 1.0    # the same between connect_many's batches (it backs off
 IDLE_LIMIT = 0.10        # share of one core
 
 
-@pytest.fixture
-def server_spec():
-    return SPEC
-
-
-@pytest.fixture
-def server(start_server):
-    return start_server(SCRIPT, SPEC.args, SPEC.ready)
 
 
 class TestServerRules(ServerRulesTests):

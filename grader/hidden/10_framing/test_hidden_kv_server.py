@@ -36,14 +36,6 @@ FILLER = 32 << 20           # bytes sent after a 2 GiB header, if the server tak
 MEMORY_SLACK = 8 << 20      # RSS growth allowed for a server that did not buffer them
 
 
-@pytest.fixture
-def server_spec():
-    return SPEC
-
-
-@pytest.fixture
-def server(start_server):
-    return start_server(SPEC.script, SPEC.args, SPEC.ready)
 
 
 @pytest.fixture
