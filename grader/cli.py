@@ -1,53 +1,26 @@
-"""The `socklab` command line."""
+"""The `socklab` command line: one subcommand per module in grader/commands."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import pkgutil
 import sys
-from pathlib import Path
 
-from . import formats, manifest, runner
+from . import commands as _commands
 
 
-def _grade(args: argparse.Namespace) -> int:
-    submission = Path(args.submission)
-    if not submission.is_dir():
-        print(f"socklab grade: {submission} is not a folder", file=sys.stderr)
-        return 2
-    try:
-        ids = args.exercise or None
-        if ids:
-            for i in ids:
-                manifest.get(i)
-    except manifest.ManifestError as exc:
-        print(f"socklab grade: {exc}", file=sys.stderr)
-        return 2
-    results = runner.grade(submission, ids)
-    if args.format == "json":
-        text = formats.as_json(results)
-    else:
-        text = formats.table(results, title=f"socklab grade {submission}")
-        if args.verbose:
-            text = formats.failures(results) + "\n\n" + text
-    if args.output:
-        Path(args.output).write_text(text + "\n")
-    else:
-        print(text)
-    return 0
+def _command_modules() -> list:
+    modules = [importlib.import_module(f"{_commands.__name__}.{info.name}")
+               for info in pkgutil.iter_modules(_commands.__path__)]
+    return sorted(modules, key=lambda m: (getattr(m, "ORDER", 100), m.__name__))
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="socklab", description="socket programming exercises, graded")
-    commands = parser.add_subparsers(dest="command", required=True)
-    grade = commands.add_parser("grade", help="grade a submission with the hidden and visible suites")
-    grade.add_argument("submission", help="a folder laid out like exercises/, or one exercise folder")
-    grade.add_argument("--exercise", action="append", metavar="ID",
-                       help="grade only this exercise (repeatable)")
-    grade.add_argument("--format", choices=("table", "json"), default="table")
-    grade.add_argument("--output", metavar="FILE", help="write the result here instead of stdout")
-    grade.add_argument("-v", "--verbose", action="store_true",
-                       help="with the table, print every failed test's message")
-    grade.set_defaults(run=_grade)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for module in _command_modules():
+        module.register(subparsers)
     return parser
 
 

@@ -80,6 +80,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="seed for the random messages, counts and names (printed on failure)")
     group.addoption("--socklab-results", dest="socklab_results", default=None,
                     help="write every test's result and points as JSON to this file")
+    group.addoption("--socklab-task", dest="socklab_tasks", action="append", default=None,
+                    metavar="N", help="run only the tests of README task N (repeatable; "
+                                      "'general' selects the tests that belong to no task)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -115,6 +118,24 @@ def task_of(item: pytest.Item) -> int | None:
     if isinstance(task, str):
         task = getattr(getattr(item, "module", None), "TASKS", {}).get(task)
     return task
+
+
+def group_of(item: pytest.Item) -> str:
+    """The test group a test belongs to: its task number, or 'general'."""
+    task = task_of(item)
+    return "general" if task is None else str(task)
+
+
+@pytest.hookimpl(tryfirst=True)  # before ResultRecorder lists what will run
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    wanted = config.getoption("socklab_tasks")
+    if not wanted:
+        return
+    keep = [item for item in items if group_of(item) in wanted]
+    dropped = [item for item in items if group_of(item) not in wanted]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 # -- fixtures -----------------------------------------------------------------

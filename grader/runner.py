@@ -47,18 +47,24 @@ class ExerciseResult:
 
 
 def pytest_command(exercise: manifest.Exercise, submission: Path, results: Path,
-                   select: str | None = None) -> list[str]:
-    tests = [str(p) for p in exercise.hidden_tests() + exercise.visible_tests()]
+                   select: str | None = None, tasks: list[str] | None = None,
+                   hidden: bool = True, visible: bool = True) -> list[str]:
+    """The pinned pytest command line that grades `exercise` of `submission`.
+    `tasks` keeps only those test groups ("1", "2", ..., "general")."""
+    tests = [str(p) for p in (exercise.hidden_tests() if hidden else [])
+             + (exercise.visible_tests() if visible else [])]
     cmd = [sys.executable, "-m", "pytest", "-c", str(GRADING_INI),
            "--rootdir", str(manifest.COURSE_ROOT), "-p", "grader.plugin", "-p", "pytest_timeout",
            "--submission", str(submission), "--socklab-results", str(results),
            "-q", "--no-header", "-rN", *tests]
     if select:
         cmd += ["-k", select]
+    for task in tasks or ():
+        cmd += ["--socklab-task", str(task)]
     return cmd
 
 
-def _pytest_environment() -> dict[str, str]:
+def pytest_environment() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTEST_", "PYTHON")) and k != "SOCKLAB_SEED"}
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # only the plugins named above
@@ -68,7 +74,7 @@ def _pytest_environment() -> dict[str, str]:
 
 
 def grade_exercise(exercise: manifest.Exercise, submission: Path, select: str | None = None,
-                   timeout: float = EXERCISE_TIMEOUT) -> ExerciseResult:
+                   timeout: float = EXERCISE_TIMEOUT, tasks: list[str] | None = None) -> ExerciseResult:
     import time
     started = time.monotonic()
     if locate(submission, exercise) is None:
@@ -77,8 +83,8 @@ def grade_exercise(exercise: manifest.Exercise, submission: Path, select: str | 
                                       f"{', '.join(exercise.files)}) in {submission}")
     with tempfile.TemporaryDirectory(prefix="socklab-grade-") as tmp:
         results = Path(tmp) / "results.json"
-        cmd = pytest_command(exercise, Path(submission).resolve(), results, select)
-        env = _pytest_environment()
+        cmd = pytest_command(exercise, Path(submission).resolve(), results, select, tasks)
+        env = pytest_environment()
         # Everything the run creates lives below our folder, which goes away
         # below even if the run had to be killed before it could clean up.
         env["TMPDIR"] = tmp

@@ -1,0 +1,55 @@
+"""`socklab grade DIR`: grade one submission, print a table or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .. import formats, manifest, runner
+
+ORDER = 10
+
+
+def exercise_ids(args: argparse.Namespace) -> list[str] | None:
+    """The --exercise ids, checked against the manifest (None: all)."""
+    ids = args.exercise or None
+    for i in ids or ():
+        manifest.get(i)  # raises ManifestError with the known ids
+    return ids
+
+
+def run(args: argparse.Namespace) -> int:
+    submission = Path(args.submission)
+    if not submission.is_dir():
+        print(f"socklab grade: {submission} is not a folder", file=sys.stderr)
+        return 2
+    try:
+        ids = exercise_ids(args)
+    except manifest.ManifestError as exc:
+        print(f"socklab grade: {exc}", file=sys.stderr)
+        return 2
+    results = runner.grade(submission, ids)
+    if args.format == "json":
+        text = formats.as_json(results)
+    else:
+        text = formats.table(results, title=f"socklab grade {submission}")
+        if args.verbose:
+            text = formats.failures(results) + "\n\n" + text
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+def register(commands) -> None:
+    grade = commands.add_parser("grade", help="grade a submission with the hidden and visible suites")
+    grade.add_argument("submission", help="a folder laid out like exercises/, or one exercise folder")
+    grade.add_argument("--exercise", action="append", metavar="ID",
+                       help="grade only this exercise (repeatable)")
+    grade.add_argument("--format", choices=("table", "json"), default="table")
+    grade.add_argument("--output", metavar="FILE", help="write the result here instead of stdout")
+    grade.add_argument("-v", "--verbose", action="store_true",
+                       help="with the table, print every failed test's message")
+    grade.set_defaults(run=run)
