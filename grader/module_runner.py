@@ -32,7 +32,6 @@ from __future__ import annotations
 import ast
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -43,7 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from .failure import GradingFailure
-from .process import Limits, _set_limit, child_environment
+from .process import Limits, child_environment
+from .sandbox import Confinement
 from .transcript import Transcript
 
 TAIL_LINES = 25
@@ -240,21 +240,13 @@ class ModuleRunner:
 
     def _execute(self, wrapper: Path, check: Path, result_path: Path, timeout: float,
                  name: str) -> Outcome:
-        limits = self.limits
-
-        def in_child() -> None:
-            _set_limit(resource.RLIMIT_CORE, limits.core_bytes)
-            _set_limit(resource.RLIMIT_CPU, limits.cpu_seconds)
-            if sys.platform.startswith("linux"):
-                _set_limit(resource.RLIMIT_AS, limits.address_space)
-            if limits.open_files is not None:
-                _set_limit(resource.RLIMIT_NOFILE, limits.open_files)
-
+        # The check's folder holds its result file, so it is writable too.
+        confinement = Confinement(self.limits, writable=[self.workdir, result_path.parent])
         argv = [sys.executable, "-u", "-s", str(wrapper), str(result_path), str(check)]
         proc = subprocess.Popen(argv, cwd=self.workdir, env=child_environment(self.workdir),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True,
-                                preexec_fn=in_child)
+                                preexec_fn=confinement.in_child)
         timed_out = False
         try:
             out, err = proc.communicate(timeout=timeout)
@@ -264,6 +256,7 @@ class ModuleRunner:
             out, err = proc.communicate()
         finally:
             _kill_group(proc.pid)   # anything the check left behind in its group
+            confinement.close()     # and anything that left the group
         stdout = out.decode("utf-8", errors="replace")
         stderr = err.decode("utf-8", errors="replace")
         if timed_out:

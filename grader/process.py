@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import resource
 import select
 import signal
 import sys
@@ -26,6 +25,7 @@ import pexpect
 import psutil
 
 from .failure import GradingFailure
+from .sandbox import Confinement
 from .transcript import Transcript
 
 MAX_LINES = 200_000     # lines kept for matching; a runaway printer is cut off
@@ -40,6 +40,8 @@ class Limits:
     address_space: int = 2 << 30
     open_files: int | None = None       # None: inherit the grader's limit
     core_bytes: int = 0
+    processes: int = 256                # processes and threads of the whole tree
+    confine_files: bool = True          # read-only world outside cwd (see sandbox)
 
 
 def child_environment(workdir: Path) -> dict[str, str]:
@@ -90,7 +92,8 @@ class Program:
         self._stderr_path = Path(tempfile.mkstemp(prefix="stderr-", dir=self.log_dir or self.cwd)[1])
         self._known_pids: set[int] = set()
         env = self.env or child_environment(self.cwd)
-        limits = self.limits
+        self.confinement = Confinement(self.limits, writable=[self.cwd])
+        confinement = self.confinement
         stderr_path = str(self._stderr_path)
 
         def in_child() -> None:
@@ -101,12 +104,7 @@ class Program:
             fd = os.open(stderr_path, os.O_WRONLY | os.O_TRUNC)
             os.dup2(fd, 2)
             os.close(fd)
-            _set_limit(resource.RLIMIT_CORE, limits.core_bytes)
-            _set_limit(resource.RLIMIT_CPU, limits.cpu_seconds)
-            if sys.platform.startswith("linux"):
-                _set_limit(resource.RLIMIT_AS, limits.address_space)
-            if limits.open_files is not None:
-                _set_limit(resource.RLIMIT_NOFILE, limits.open_files)
+            confinement.in_child()
 
         self.child = pexpect.spawn(
             self.argv[0], self.argv[1:], cwd=str(self.cwd), env=env,
@@ -293,22 +291,15 @@ class Program:
             self.child.close(force=True)
         except Exception:
             pass
+        # Whatever escaped the group (a double-forked daemon) is still in
+        # the program's cgroup.
+        self.confinement.close()
         self.poll_exit()
         self._reader.join(timeout=2)
         try:
             self._stderr_path.unlink()
         except OSError:
             pass
-
-
-def _set_limit(which: int, value: int) -> None:
-    try:
-        soft, hard = resource.getrlimit(which)
-        if hard != resource.RLIM_INFINITY:
-            value = min(value, hard)
-        resource.setrlimit(which, (value, hard))
-    except (ValueError, OSError):
-        pass
 
 
 def python_argv(script: Path, *args: str) -> list[str]:

@@ -10,10 +10,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import manifest
+from .jail import LEFTOVER_PREFIX
 from .submission import locate
 
 GRADING_INI = Path(__file__).resolve().parent / "grading.ini"
@@ -73,9 +75,26 @@ def pytest_environment() -> dict[str, str]:
     return env
 
 
+def jail_command(command: list[str], isolate_net: bool = False) -> list[str]:
+    """`command` run under grader.jail, which outlives nothing it starts."""
+    return [sys.executable, "-m", "grader.jail", *(["--isolate-net"] if isolate_net else []),
+            "--", *command]
+
+
+def _stop(proc: subprocess.Popen) -> bytes:
+    """Ask the jail to sweep its tree (SIGTERM); kill the group if it is slow."""
+    try:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+    return output
+
+
 def grade_exercise(exercise: manifest.Exercise, submission: Path, select: str | None = None,
-                   timeout: float = EXERCISE_TIMEOUT, tasks: list[str] | None = None) -> ExerciseResult:
-    import time
+                   timeout: float = EXERCISE_TIMEOUT, tasks: list[str] | None = None,
+                   isolate_net: bool = False) -> ExerciseResult:
     started = time.monotonic()
     if locate(submission, exercise) is None:
         return ExerciseResult(exercise.id, 0, exercise.points,
@@ -83,7 +102,8 @@ def grade_exercise(exercise: manifest.Exercise, submission: Path, select: str | 
                                       f"{', '.join(exercise.files)}) in {submission}")
     with tempfile.TemporaryDirectory(prefix="socklab-grade-") as tmp:
         results = Path(tmp) / "results.json"
-        cmd = pytest_command(exercise, Path(submission).resolve(), results, select, tasks)
+        cmd = jail_command(pytest_command(exercise, Path(submission).resolve(), results,
+                                          select, tasks), isolate_net)
         env = pytest_environment()
         # Everything the run creates lives below our folder, which goes away
         # below even if the run had to be killed before it could clean up.
@@ -95,8 +115,7 @@ def grade_exercise(exercise: manifest.Exercise, submission: Path, select: str | 
             output, _ = proc.communicate(timeout=timeout)
             timed_out = False
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            output, _ = proc.communicate()
+            output = _stop(proc)
             timed_out = True
         finally:
             try:
@@ -108,6 +127,10 @@ def grade_exercise(exercise: manifest.Exercise, submission: Path, select: str | 
     if timed_out:
         result.message = (f"grading {exercise.id} took longer than {timeout:g} s and was stopped; "
                           "tests that had not finished score 0. " + result.message).strip()
+    leftovers = [line for line in text.splitlines() if line.startswith(LEFTOVER_PREFIX)]
+    if leftovers:
+        result.message = (result.message + " " + leftovers[-1].replace(
+            "socklab-jail: ", "after the tests, the grader ")).strip()
     result.seconds = time.monotonic() - started
     return result
 
@@ -131,6 +154,8 @@ def _read_results(exercise: manifest.Exercise, path: Path, output: str) -> Exerc
 
 
 def grade(submission: Path, exercise_ids: list[str] | None = None,
-          select: str | None = None) -> list[ExerciseResult]:
+          select: str | None = None, isolate_net: bool = False,
+          timeout: float = EXERCISE_TIMEOUT) -> list[ExerciseResult]:
     chosen = [manifest.get(i) for i in exercise_ids] if exercise_ids else list(manifest.load())
-    return [grade_exercise(e, Path(submission), select) for e in chosen]
+    return [grade_exercise(e, Path(submission), select, timeout=timeout, isolate_net=isolate_net)
+            for e in chosen]

@@ -5,6 +5,11 @@ from __future__ import annotations
 import psutil
 import pytest
 
+# Submissions of the adversarial corpus (a conftest.py that marks every test
+# passed, an edited test file): graded by tests/test_adversarial.py, never
+# collected as the project's own tests.
+collect_ignore_glob = ["adversarial/*"]
+
 
 @pytest.fixture(autouse=True, scope="session")
 def no_process_left_running():

@@ -15,10 +15,11 @@ def server(start_server):
 
 @pytest.mark.points(3)
 @pytest.mark.task(1)
-def test_prints_that_it_is_listening(spawn, free_port):
+def test_prints_that_it_is_listening(spawn, free_port, connect):
     port = free_port()
     program = spawn("tcp_server.py", port, name="server")
     program.expect_line(READY(port), did=f"ran: python -u tcp_server.py {port}")
+    connect(port, name="client")  # it really listens: the connection is accepted
 
 
 @pytest.mark.points(3)

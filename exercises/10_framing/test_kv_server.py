@@ -14,10 +14,11 @@ READY = lambda port: rf"\[server\] listening on 0\.0\.0\.0:{port}\s*$"
 
 @pytest.mark.points(2)
 @pytest.mark.task(4)
-def test_prints_that_it_is_listening(spawn, free_port):
+def test_prints_that_it_is_listening(spawn, free_port, connect):
     port = free_port()
     program = spawn("kv_server.py", port, name="server")
     program.expect_line(READY(port), did=f"ran: python -u kv_server.py {port}")
+    connect(port, name="client")  # it really listens: the connection is accepted
 
 
 @pytest.mark.points(2)

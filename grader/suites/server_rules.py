@@ -19,7 +19,7 @@ from typing import Callable
 import pytest
 
 from .. import cpu
-from ..failure import check, fail
+from ..failure import GradingFailure, check, fail
 from ..ports import is_free
 
 USAGE = re.compile(r"usage", re.IGNORECASE)
@@ -55,11 +55,22 @@ def serving_a_client(start_server, connect, spec: ServerSpec):
     return program
 
 
-def require_working(start_server, spec: ServerSpec) -> None:
+def require_working(start_server, spec: ServerSpec, connect=None) -> None:
     """Error handling earns points only from a server that also works: a
-    program that always prints 'usage' and exits must not score here."""
-    program, _ = start(start_server, spec)
+    program that always prints 'usage' and exits, or prints the ready line
+    without listening, must not score here."""
+    program, port = start(start_server, spec)
+    if connect is not None:
+        prove_serving(connect, port, spec)
     program.stop()
+
+
+def prove_serving(connect, port: int, spec: ServerSpec) -> None:
+    """A client connects and, where the spec says how, gets served."""
+    client = connect(port, name="client")
+    if spec.engage is not None:
+        spec.engage(client)
+    client.close()
 
 
 def create_time_wait(port: int) -> None:
@@ -122,8 +133,9 @@ class ServerRulesTests:
 
     @pytest.mark.points(3)
     @pytest.mark.task("listen")
-    def test_rejects_bad_arguments_with_usage(self, server_spec, spawn, start_server, free_port):
-        require_working(start_server, server_spec)
+    def test_rejects_bad_arguments_with_usage(self, server_spec, spawn, start_server, free_port,
+                                              connect):
+        require_working(start_server, server_spec, connect)
         for bad in server_spec.bad_args:
             args = [a.replace("{port}", str(free_port())) for a in bad]
             program = spawn(server_spec.script, *args, name="server")
@@ -140,8 +152,8 @@ class ServerRulesTests:
 
     @pytest.mark.points(3)
     @pytest.mark.task("listen")
-    def test_reports_a_port_in_use(self, server_spec, spawn, start_server, free_port):
-        require_working(start_server, server_spec)
+    def test_reports_a_port_in_use(self, server_spec, spawn, start_server, free_port, connect):
+        require_working(start_server, server_spec, connect)
         port = free_port()
         holder = socket.socket()
         holder.bind(("0.0.0.0", port))
@@ -163,7 +175,7 @@ class ServerRulesTests:
 
     @pytest.mark.points(3)
     @pytest.mark.task("listen")
-    def test_binds_a_port_in_time_wait(self, server_spec, spawn, free_port):
+    def test_binds_a_port_in_time_wait(self, server_spec, spawn, free_port, connect):
         for attempt in range(3):
             port = free_port()
             create_time_wait(port)
@@ -173,6 +185,7 @@ class ServerRulesTests:
                     re.compile(server_spec.ready(port)),
                     did=f"left port {port} in TIME_WAIT (as a just-restarted server finds it), "
                         f"then ran: {server_spec.command(port)}")
+                prove_serving(connect, port, server_spec)
                 return
             except AssertionError:
                 if program.wait_exit(1) is None or not _taken_by_another(port) or attempt == 2:
@@ -186,10 +199,10 @@ class ServerRulesTests:
         program, port = start(start_server, server_spec)
         try:
             client = connect(port, name="client", host="127.0.0.2")
-        except OSError as exc:
+        except GradingFailure as exc:
             raise fail(did=f"connected to 127.0.0.2:{port} (another loopback address)",
                        expected="the server listens on 0.0.0.0, every interface",
-                       got=f"the connection failed: {exc}") from None
+                       got=exc.got) from None
         client.close()
 
     @pytest.mark.points(3)
@@ -210,10 +223,11 @@ class ServerRulesTests:
 
     @pytest.mark.points(3)
     @pytest.mark.task("loop")
-    def test_idle_server_sleeps_in_the_kernel(self, server_spec, start_server):
+    def test_idle_server_sleeps_in_the_kernel(self, server_spec, start_server, connect):
         program, port = start(start_server, server_spec)
         share = measure_cpu(program)
         limit = server_spec.idle_cpu_fraction
         check(share < limit, "started the server and left it alone for one second",
               f"it waits in the kernel, using under {limit:.0%} of one core",
               f"it used {share:.0%} of one core: is it looping without blocking?")
+        prove_serving(connect, port, server_spec)  # asleep, and still a working server

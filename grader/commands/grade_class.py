@@ -1,0 +1,82 @@
+"""`socklab grade-class CLASS_DIR --output gradebook.csv`: a whole class,
+in parallel, with a progress bar; resumable."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .. import classbook, formats, manifest, runner, sandbox
+from .grade import exercise_ids, isolate_net_allowed
+
+ORDER = 20
+
+
+def run(args: argparse.Namespace) -> int:
+    class_dir = Path(args.class_dir)
+    if not class_dir.is_dir():
+        print(f"socklab grade-class: {class_dir} is not a folder", file=sys.stderr)
+        return 2
+    try:
+        ids = exercise_ids(args)
+    except manifest.ManifestError as exc:
+        print(f"socklab grade-class: {exc}", file=sys.stderr)
+        return 2
+    if not classbook.students(class_dir):
+        print(f"socklab grade-class: no student folders in {class_dir}", file=sys.stderr)
+        return 2
+    exercises = [manifest.get(i) for i in ids] if ids else list(manifest.load())
+    output = Path(args.output)
+    isolate = isolate_net_allowed(args.isolate_net, "grade-class")
+    print(f"socklab grade-class: student programs get {sandbox.describe()}"
+          + ("; each exercise in its own network namespace" if isolate else ""), file=sys.stderr)
+    started = time.monotonic()
+    bars = []
+
+    def planned(n: int) -> None:
+        # disable=None: a bar on a terminal, nothing in a CI log
+        bars.append(tqdm(total=n, unit="exercise", desc="grading", file=sys.stderr,
+                         disable=True if args.quiet else None))
+
+    def progress(label: str) -> None:
+        bars[0].set_postfix_str(label, refresh=False)
+        bars[0].update()
+
+    outcomes = classbook.grade_class(class_dir, output, exercises, jobs=args.jobs,
+                                     force=args.force, isolate_net=isolate,
+                                     timeout=args.exercise_timeout,
+                                     progress=progress, planned=planned)
+    for bar in bars:
+        bar.close()
+    reused = sum(o.reused for o in outcomes)
+    print(formats.class_table(outcomes, [e.id for e in exercises]))
+    print(f"\n{len(outcomes)} students ({reused} from earlier reports, --force regrades them) "
+          f"in {time.monotonic() - started:.1f} s: {output}, reports in "
+          f"{classbook.report_folder(output)}/")
+    return 0
+
+
+def register(commands) -> None:
+    cmd = commands.add_parser("grade-class", help="grade every student of a class into a CSV gradebook")
+    cmd.add_argument("class_dir", help="CLASS_DIR/<student>/<NN_name>/<files>")
+    cmd.add_argument("--output", required=True, metavar="CSV",
+                     help="the gradebook; per-student JSON reports go beside it in <name>-reports/")
+    cmd.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                     help="exercises graded at once (default: the number of cores)")
+    cmd.add_argument("--exercise", action="append", metavar="ID",
+                     help="grade only this exercise (repeatable)")
+    cmd.add_argument("--force", action="store_true",
+                     help="regrade students whose report is already there and up to date")
+    cmd.add_argument("--isolate-net", action="store_true",
+                     help="grade each exercise in a fresh network namespace with only "
+                          "loopback (root; falls back with a warning elsewhere)")
+    cmd.add_argument("--exercise-timeout", type=float, default=runner.EXERCISE_TIMEOUT,
+                     metavar="SECONDS", help="stop one exercise's grading after this long "
+                                             f"(default {runner.EXERCISE_TIMEOUT})")
+    cmd.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    cmd.set_defaults(run=run)

@@ -1,0 +1,3 @@
+import socket
+
+raise RuntimeError("configuration missing")

@@ -1,0 +1,4 @@
+import socket
+
+def main(:
+    pass
