@@ -1,9 +1,10 @@
-"""Ways to show grading results: a terminal table and JSON."""
+"""Ways to show grading results: a terminal table, JSON, Gradescope's results.json."""
 
 from __future__ import annotations
 
 import json
 
+from . import manifest
 from .runner import ExerciseResult
 
 
@@ -43,4 +44,59 @@ def as_json(results: list[ExerciseResult]) -> str:
         "score": sum(r.score for r in results),
         "max_score": sum(r.max_score for r in results),
         "exercises": {r.id: r.to_json() for r in results},
+    }, indent=2)
+
+
+def class_table(outcomes, ids: list[str]) -> str:
+    """One line per student: their score in each exercise and the total."""
+    header = ("student", *ids, "total")
+    rows = [(o.student, *(_number(o.scores[i]) for i in ids), _number(o.total)) for o in outcomes]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+    return "\n".join([line(header), line("-" * w for w in widths), *map(line, rows)])
+
+
+# Gradescope's results.json (gradescope-autograders.readthedocs.io, "Autograder
+# Specifications"): a top-level score and one entry per test. Gradescope knows
+# only "passed" and "failed"; a test skipped for the platform checked nothing,
+# so it is listed with 0 of 0 points and no status.
+GRADESCOPE_VISIBILITY = "visible"   # or "hidden", "after_due_date", "after_published"
+
+
+def _gradescope_tests(r: ExerciseResult, number: int) -> list[dict]:
+    tags = lambda task: [r.id] + ([f"task {task}"] if task is not None else [])
+    if not r.tests:  # nothing ran (no folder, or the run broke): one failed entry
+        return [{"name": f"{r.id}: could not be graded", "number": f"{number}.1",
+                 "score": 0, "max_score": r.max_score, "status": "failed",
+                 "output": r.message, "tags": tags(None), "visibility": GRADESCOPE_VISIBILITY}]
+    entries = []
+    for j, t in enumerate(r.tests, 1):
+        entry = {"name": f"{r.id}: {t.name}", "number": f"{number}.{j}",
+                 "score": t.score, "max_score": t.max_score,
+                 "output": t.message, "tags": tags(t.task), "visibility": GRADESCOPE_VISIBILITY}
+        if t.status == "passed":
+            entry["status"] = "passed"
+        elif t.status == "skipped":
+            entry["output"] = f"skipped: {t.message}".strip()
+        else:  # failed, or not run because the run was stopped
+            entry["status"] = "failed"
+            entry["output"] = t.message or f"this test {t.status}"
+        entries.append(entry)
+    return entries
+
+
+def gradescope(results: list[ExerciseResult]) -> str:
+    order = {e.id: n for n, e in enumerate(manifest.load())}  # 03_poll's tests are 3.1, 3.2, ...
+    tests = [entry for r in results for entry in _gradescope_tests(r, order.get(r.id, 0))]
+    notes = [f"{r.id}: {r.message}" for r in results if r.message and r.tests]
+    summary = ", ".join(f"{r.id} {_number(r.score)}/{_number(r.max_score)}" for r in results)
+    return json.dumps({
+        "score": sum(r.score for r in results),
+        "execution_time": round(sum(r.seconds for r in results)),
+        "output": "\n".join([f"socklab: {summary}.", *notes]),
+        "output_format": "text",
+        "test_output_format": "text",
+        "visibility": GRADESCOPE_VISIBILITY,
+        "stdout_visibility": "hidden",
+        "tests": tests,
     }, indent=2)

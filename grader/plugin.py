@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from . import manifest, ports
+from . import manifest, ports, readme
 from .client import LineClient
 from .failure import GradingFailure
 from .launch import start_server as _start_server
@@ -246,8 +246,15 @@ def connect(transcript: Transcript):
 
     def open_client(port: int, name: str | None = None, host: str = "127.0.0.1",
                     timeout: float = 5.0) -> LineClient:
-        client = LineClient(port, transcript, name=name or f"client{len(clients) + 1}",
-                            host=host, timeout=timeout)
+        name = name or f"client{len(clients) + 1}"
+        try:
+            client = LineClient(port, transcript, name=name, host=host, timeout=timeout)
+        except OSError as exc:
+            raise GradingFailure(
+                did=f"{name} connected to {host}:{port}",
+                expected="the connection is accepted: the server listens on that port",
+                got=f"the connection failed: {exc.strerror or exc}. A ready line printed "
+                    "before listen(), or no socket at all, looks like this.") from None
         clients.append(client)
         return client
 
@@ -283,7 +290,7 @@ def _student_message(item: pytest.Item, excinfo) -> str | None:
     exercise = manifest.for_path(item.path)
     task = task_of(item)
     if exercise is not None:
-        where = f"exercises/{exercise.id}/README.md" + (f", Task {task}" if task else "")
+        where = readme.pointer(exercise, task)  # the README heading, word for word
         parts += ["", f"Read more: {where}"]
     parts.append(f"Seed: {state.seed} (replay with --socklab-seed {state.seed})")
     return "\n".join(parts)

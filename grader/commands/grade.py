@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import formats, manifest, runner
+from .. import formats, manifest, runner, sandbox
 
 ORDER = 10
 
@@ -19,6 +19,15 @@ def exercise_ids(args: argparse.Namespace) -> list[str] | None:
     return ids
 
 
+def isolate_net_allowed(asked: bool, command: str) -> bool:
+    """--isolate-net where the machine allows it; otherwise say so and go on."""
+    if asked and not sandbox.network_isolation_available():
+        print(f"socklab {command}: --isolate-net needs root and network namespaces "
+              "(unshare); grading without it, on the machine's loopback", file=sys.stderr)
+        return False
+    return asked
+
+
 def run(args: argparse.Namespace) -> int:
     submission = Path(args.submission)
     if not submission.is_dir():
@@ -29,9 +38,12 @@ def run(args: argparse.Namespace) -> int:
     except manifest.ManifestError as exc:
         print(f"socklab grade: {exc}", file=sys.stderr)
         return 2
-    results = runner.grade(submission, ids)
+    results = runner.grade(submission, ids, timeout=args.exercise_timeout,
+                           isolate_net=isolate_net_allowed(args.isolate_net, "grade"))
     if args.format == "json":
         text = formats.as_json(results)
+    elif args.format == "gradescope":
+        text = formats.gradescope(results)
     else:
         text = formats.table(results, title=f"socklab grade {submission}")
         if args.verbose:
@@ -48,8 +60,14 @@ def register(commands) -> None:
     grade.add_argument("submission", help="a folder laid out like exercises/, or one exercise folder")
     grade.add_argument("--exercise", action="append", metavar="ID",
                        help="grade only this exercise (repeatable)")
-    grade.add_argument("--format", choices=("table", "json"), default="table")
+    grade.add_argument("--format", choices=("table", "json", "gradescope"), default="table")
     grade.add_argument("--output", metavar="FILE", help="write the result here instead of stdout")
     grade.add_argument("-v", "--verbose", action="store_true",
                        help="with the table, print every failed test's message")
+    grade.add_argument("--isolate-net", action="store_true",
+                       help="grade each exercise in a fresh network namespace with only "
+                            "loopback (root; falls back with a warning elsewhere)")
+    grade.add_argument("--exercise-timeout", type=float, default=runner.EXERCISE_TIMEOUT,
+                       metavar="SECONDS", help="stop one exercise's grading after this long "
+                                               f"(default {runner.EXERCISE_TIMEOUT})")
     grade.set_defaults(run=run)

@@ -1,0 +1,38 @@
+"""`socklab gradescope-bundle OUT.zip`: the autograder zip for Gradescope."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .. import gradescope, manifest
+
+ORDER = 45
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.output)
+    if out.suffix != ".zip":
+        print(f"socklab gradescope-bundle: {out} should end in .zip (Gradescope takes a zip)",
+              file=sys.stderr)
+        return 2
+    try:
+        names = gradescope.build(out, args.exercise)
+    except manifest.ManifestError as exc:
+        print(f"socklab gradescope-bundle: {exc}", file=sys.stderr)
+        return 2
+    graded = ", ".join(args.exercise) if args.exercise else "every exercise"
+    print(f"wrote {out}: {len(names)} files; run_autograder grades {graded}.\n"
+          "Upload it as the autograder of a Gradescope programming assignment "
+          "(see docs/gradescope.md).")
+    return 0
+
+
+def register(commands) -> None:
+    parser = commands.add_parser("gradescope-bundle",
+                                 help="build the Gradescope autograder zip (setup.sh, run_autograder)")
+    parser.add_argument("output", metavar="OUT.zip", help="where to write the zip")
+    parser.add_argument("--exercise", action="append", metavar="ID",
+                        help="grade only this exercise (repeatable; default: all)")
+    parser.set_defaults(run=run)

@@ -1,0 +1,39 @@
+"""`socklab status`: the student's progress over every exercise (visible tests)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .. import manifest, status
+
+ORDER = 20
+
+
+def run(args: argparse.Namespace) -> int:
+    tree = Path(args.tree) if args.tree else manifest.EXERCISES_DIR
+    if not tree.is_dir():
+        print(f"socklab status: {tree} is not a folder", file=sys.stderr)
+        return 2
+    try:  # (this module ships to students: it imports no instructor command)
+        chosen = [manifest.get(i) for i in args.exercise] if args.exercise else list(manifest.load())
+    except manifest.ManifestError as exc:
+        print(f"socklab status: {exc}", file=sys.stderr)
+        return 2
+    print(status.status_text(tree, chosen, args.jobs, details=bool(args.exercise) or args.verbose))
+    return 0
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "status", help="your progress: every exercise's visible tests, and what to do next")
+    parser.add_argument("--exercise", action="append", metavar="ID",
+                        help="check only this exercise, and list its tests (repeatable)")
+    parser.add_argument("--tree", metavar="DIR",
+                        help="check the files in DIR, laid out like exercises/ "
+                             "(default: this repository's exercises/)")
+    parser.add_argument("--jobs", type=int, default=status.default_jobs(), metavar="N",
+                        help="run N exercises' tests at a time (default: %(default)s)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="list every test")
+    parser.set_defaults(run=run)
