@@ -1,0 +1,63 @@
+"""`socklab nbgrader OUT`: write an nbgrader course that grades the
+students' .py files with the hidden suites."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .. import manifest
+from .grade import exercise_ids
+
+ORDER = 40
+
+NEXT_STEPS = """\
+Next, from {out}:
+  nbgrader generate_assignment ID      (source/ID -> release/ID, hidden tests removed)
+  nbgrader release_assignment ID       (or hand out release/ID yourself)
+  nbgrader collect ID                  (or put each student's folder in submitted/STUDENT/ID)
+  nbgrader autograde ID
+  nbgrader export                      (grades.csv)
+  nbgrader generate_feedback ID        (feedback/STUDENT/ID/ID.html)
+See docs/nbgrader.md."""
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        ids = exercise_ids(args)
+    except manifest.ManifestError as exc:
+        print(f"socklab nbgrader: {exc}", file=sys.stderr)
+        return 2
+    try:
+        from .. import nbgrader_course
+    except ImportError as exc:
+        print(f"socklab nbgrader: nbgrader is not installed here ({exc}). Install the "
+              "instructor extra: pip install -e '.[instructor]'", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        print(f"socklab nbgrader: {out} exists and is not a folder", file=sys.stderr)
+        return 2
+    exercises = [manifest.get(i) for i in ids] if ids else list(manifest.load())
+    try:
+        folders = nbgrader_course.generate(out, exercises)
+    except RuntimeError as exc:  # a suite that cannot be collected
+        print(f"socklab nbgrader: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote the nbgrader course {out}: nbgrader_config.py, "
+          f"jupyter/kernels/{nbgrader_course.KERNEL_NAME}/ and {len(folders)} assignment(s):")
+    for folder in folders:
+        print(f"  {folder}")
+    print(NEXT_STEPS.format(out=out))
+    return 0
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "nbgrader", help="write an nbgrader course whose notebooks grade the submitted .py files")
+    parser.add_argument("out", help="the course root to write (created if needed; an existing "
+                                    "gradebook and submissions are kept)")
+    parser.add_argument("--exercise", action="append", metavar="ID",
+                        help="write only this exercise's assignment (repeatable)")
+    parser.set_defaults(run=run)
