@@ -39,6 +39,9 @@ def make_submission(name: str, spec: dict, dest: Path) -> Path:
         return build_submission(dest, exercise, spec)
     folder = dest / exercise.id
     folder.mkdir(parents=True)
+    if spec["base"] == "stub":  # the exercise's stub, with the case's files beside it
+        for file in exercise.files:
+            shutil.copyfile(exercise.folder / file, folder / file)
     for path in (CASES_DIR / name).iterdir():
         if path.name != "case.toml":
             shutil.copyfile(path, folder / path.name)

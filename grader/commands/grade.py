@@ -28,14 +28,25 @@ def isolate_net_allowed(asked: bool, command: str) -> bool:
     return asked
 
 
-def run(args: argparse.Namespace) -> int:
-    submission = Path(args.submission)
-    if not submission.is_dir():
-        print(f"socklab grade: {submission} is not a folder", file=sys.stderr)
-        return 2
+class UsageProblem(Exception):
+    """A command line that cannot be graded; the message says why."""
+
+
+def folder_and_ids(folder: str, args: argparse.Namespace) -> tuple[Path, list[str] | None]:
+    """The folder to grade and the --exercise ids, both checked."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise UsageProblem(f"{path} is not a folder")
     try:
-        ids = exercise_ids(args)
+        return path, exercise_ids(args)
     except manifest.ManifestError as exc:
+        raise UsageProblem(str(exc)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        submission, ids = folder_and_ids(args.submission, args)
+    except UsageProblem as exc:
         print(f"socklab grade: {exc}", file=sys.stderr)
         return 2
     results = runner.grade(submission, ids, timeout=args.exercise_timeout,

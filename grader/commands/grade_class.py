@@ -12,19 +12,15 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .. import classbook, formats, manifest, runner, sandbox
-from .grade import exercise_ids, isolate_net_allowed
+from .grade import UsageProblem, folder_and_ids, isolate_net_allowed
 
 ORDER = 20
 
 
 def run(args: argparse.Namespace) -> int:
-    class_dir = Path(args.class_dir)
-    if not class_dir.is_dir():
-        print(f"socklab grade-class: {class_dir} is not a folder", file=sys.stderr)
-        return 2
     try:
-        ids = exercise_ids(args)
-    except manifest.ManifestError as exc:
+        class_dir, ids = folder_and_ids(args.class_dir, args)
+    except UsageProblem as exc:
         print(f"socklab grade-class: {exc}", file=sys.stderr)
         return 2
     if not classbook.students(class_dir):
