@@ -66,19 +66,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_grading_options(parser: argparse.ArgumentParser) -> None:
+    """What to grade and under which limits: shared by grade and grade-class."""
+    parser.add_argument("--exercise", action="append", metavar="ID",
+                        help="grade only this exercise (repeatable)")
+    parser.add_argument("--isolate-net", action="store_true",
+                        help="grade each exercise in a fresh network namespace with only "
+                             "loopback (root; falls back with a warning elsewhere)")
+    parser.add_argument("--exercise-timeout", type=float, default=runner.EXERCISE_TIMEOUT,
+                        metavar="SECONDS", help="stop one exercise's grading after this long "
+                                                f"(default {runner.EXERCISE_TIMEOUT})")
+
+
 def register(commands) -> None:
     grade = commands.add_parser("grade", help="grade a submission with the hidden and visible suites")
     grade.add_argument("submission", help="a folder laid out like exercises/, or one exercise folder")
-    grade.add_argument("--exercise", action="append", metavar="ID",
-                       help="grade only this exercise (repeatable)")
     grade.add_argument("--format", choices=("table", "json", "gradescope"), default="table")
     grade.add_argument("--output", metavar="FILE", help="write the result here instead of stdout")
     grade.add_argument("-v", "--verbose", action="store_true",
                        help="with the table, print every failed test's message")
-    grade.add_argument("--isolate-net", action="store_true",
-                       help="grade each exercise in a fresh network namespace with only "
-                            "loopback (root; falls back with a warning elsewhere)")
-    grade.add_argument("--exercise-timeout", type=float, default=runner.EXERCISE_TIMEOUT,
-                       metavar="SECONDS", help="stop one exercise's grading after this long "
-                                               f"(default {runner.EXERCISE_TIMEOUT})")
+    add_grading_options(grade)
     grade.set_defaults(run=run)

@@ -12,7 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .. import classbook, formats, manifest, runner, sandbox
-from .grade import UsageProblem, folder_and_ids, isolate_net_allowed
+from .grade import UsageProblem, add_grading_options, folder_and_ids, isolate_net_allowed
 
 ORDER = 20
 
@@ -64,15 +64,8 @@ def register(commands) -> None:
                      help="the gradebook; per-student JSON reports go beside it in <name>-reports/")
     cmd.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                      help="exercises graded at once (default: the number of cores)")
-    cmd.add_argument("--exercise", action="append", metavar="ID",
-                     help="grade only this exercise (repeatable)")
     cmd.add_argument("--force", action="store_true",
                      help="regrade students whose report is already there and up to date")
-    cmd.add_argument("--isolate-net", action="store_true",
-                     help="grade each exercise in a fresh network namespace with only "
-                          "loopback (root; falls back with a warning elsewhere)")
-    cmd.add_argument("--exercise-timeout", type=float, default=runner.EXERCISE_TIMEOUT,
-                     metavar="SECONDS", help="stop one exercise's grading after this long "
-                                             f"(default {runner.EXERCISE_TIMEOUT})")
+    add_grading_options(cmd)
     cmd.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     cmd.set_defaults(run=run)
