@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .. import classbook, formats, manifest, runner, sandbox
+from .. import classbook, formats, manifest, sandbox
 from .grade import UsageProblem, add_grading_options, folder_and_ids, isolate_net_allowed
 
 ORDER = 20
