@@ -111,12 +111,30 @@ def _pids_hierarchy() -> Path | None:
     return folder if os.access(folder, os.W_OK) else None
 
 
+STALE_CGROUP_SECONDS = 120
+
+
+def _remove_stale_cgroups(folder: Path) -> None:
+    """Remove empty per-program cgroups that a killed grader never removed
+    (an empty cgroup costs little, but nothing should be left behind). A
+    young one may belong to a program that is just starting: left alone."""
+    now = time.time()
+    for old in folder.glob("socklab-*"):
+        try:
+            if now - old.stat().st_mtime > STALE_CGROUP_SECONDS and \
+                    not (old / "cgroup.procs").read_text().strip():
+                old.rmdir()
+        except OSError:
+            pass
+
+
 @lru_cache(maxsize=None)
 def pids_cgroup_root() -> Path | None:
     """Where per-program cgroups can be made, or None."""
     folder = _pids_hierarchy()
     if folder is None:
         return None
+    _remove_stale_cgroups(folder)
     try:
         probe = Path(tempfile.mkdtemp(prefix="socklab-probe-", dir=folder))
     except OSError:
@@ -288,6 +306,8 @@ class Confinement:
             try:
                 self.cgroup.rmdir()
                 return killed
+            except FileNotFoundError:
+                return killed  # already removed as stale by another grader
             except OSError:
                 if time.monotonic() > deadline:
                     return killed  # left for the runner's sweep; never hang
