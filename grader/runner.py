@@ -94,7 +94,8 @@ def _stop(proc: subprocess.Popen) -> bytes:
 
 def grade_exercise(exercise: manifest.Exercise, submission: Path, select: str | None = None,
                    timeout: float = EXERCISE_TIMEOUT, tasks: list[str] | None = None,
-                   isolate_net: bool = False) -> ExerciseResult:
+                   isolate_net: bool = False, hidden: bool = True) -> ExerciseResult:
+    """`hidden=False` runs the visible tests only (a student's own view)."""
     started = time.monotonic()
     if locate(submission, exercise) is None:
         return ExerciseResult(exercise.id, 0, exercise.points,
@@ -103,7 +104,7 @@ def grade_exercise(exercise: manifest.Exercise, submission: Path, select: str | 
     with tempfile.TemporaryDirectory(prefix="socklab-grade-") as tmp:
         results = Path(tmp) / "results.json"
         cmd = jail_command(pytest_command(exercise, Path(submission).resolve(), results,
-                                          select, tasks), isolate_net)
+                                          select, tasks, hidden=hidden), isolate_net)
         env = pytest_environment()
         # Everything the run creates lives below our folder, which goes away
         # below even if the run had to be killed before it could clean up.

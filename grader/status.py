@@ -2,7 +2,7 @@
 runs them, summed up as a table and a "next:" line (like rustlings' list).
 
 Each exercise's visible suite runs in its own pytest child process
-(`runner.grade_exercise` on the exercise without its hidden suite), a few
+(`runner.grade_exercise` with `hidden=False`), a few
 at a time; the student's code is never imported here. Only the visible tests count: the hidden suites
 that grade a submission are not part of a student's repository."""
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import manifest, readme
@@ -68,26 +68,14 @@ class Progress:
         return min(tasks) if tasks else None
 
 
-@dataclass(frozen=True)
-class _VisibleOnly(manifest.Exercise):
-    """An exercise seen from the student's side: its hidden suite left out,
-    whether or not this repository has one."""
-
-    def hidden_tests(self) -> list[Path]:
-        return []
-
-
-def visible_only(exercise: manifest.Exercise) -> manifest.Exercise:
-    return _VisibleOnly(**{f.name: getattr(exercise, f.name) for f in fields(exercise)})
-
-
 def check(tree: Path, exercises: list[manifest.Exercise], jobs: int) -> list[Progress]:
     """Run the visible tests of `exercises` against the student's files in
     `tree` (a folder laid out like exercises/), `jobs` suites at a time."""
     def one(exercise: manifest.Exercise) -> Progress:
         if not exercise.supported_here():
             return Progress(exercise, None)
-        return Progress(exercise, grade_exercise(visible_only(exercise), tree, timeout=STATUS_TIMEOUT))
+        return Progress(exercise, grade_exercise(exercise, tree, timeout=STATUS_TIMEOUT,
+                                                 hidden=False))
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         return list(pool.map(one, exercises))
