@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import socket
+import threading
 import tomllib
 from pathlib import Path
 
@@ -42,3 +44,35 @@ def build_submission(dest: Path, exercise: manifest.Exercise, spec: dict | None 
     for name, text in (mutated_files(exercise, spec) if spec else {}).items():
         (folder / name).write_text(text)
     return dest
+
+
+class BackgroundServer:
+    """A loopback server whose `run()` serves in a thread until `close()`
+    makes `stop_r` readable. Subclasses set their counters, then call
+    super().__init__(), which starts the thread; use it as a context
+    manager so every test's server is closed."""
+
+    backlog = 4
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=self.backlog)
+        self.port = self.listener.getsockname()[1]
+        self.stop_r, self.stop_w = socket.socketpair()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.stop_w.send(b"x")
+        self.thread.join(5)
+        self.listener.close()
+        self.stop_r.close()
+        self.stop_w.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

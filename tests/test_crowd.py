@@ -4,27 +4,23 @@ from __future__ import annotations
 
 import select
 import socket
-import threading
 
 import pytest
 
 from grader.crowd import Crowd
 from grader.failure import GradingFailure
 from grader.transcript import Transcript
+from support import BackgroundServer
 
 
-class LineServer:
+class LineServer(BackgroundServer):
     """A small server in a thread: greets every client with a line and an
     unfinished line, echoes each line back as 'echo LINE', and closes a
     client that sends 'bye'."""
 
     def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0), backlog=4)
-        self.port = self.listener.getsockname()[1]
-        self.stop_r, self.stop_w = socket.socketpair()
         self.accepted = 0
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
+        super().__init__()
 
     def run(self) -> None:
         poller = select.poll()
@@ -65,19 +61,12 @@ class LineServer:
                     del conns[fd]
                     conn.close()
 
-    def close(self) -> None:
-        self.stop_w.send(b"x")
-        self.thread.join(5)
-        self.listener.close()
-        self.stop_r.close()
-        self.stop_w.close()
 
 
 @pytest.fixture
 def server():
-    running = LineServer()
-    yield running
-    running.close()
+    with LineServer() as running:
+        yield running
 
 
 def test_join_connects_everyone_and_keeps_their_lines(server):

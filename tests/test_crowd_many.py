@@ -7,7 +7,6 @@ import os
 import resource
 import selectors
 import socket
-import threading
 import time
 
 import pytest
@@ -15,23 +14,22 @@ import pytest
 from grader.crowd import Crowd, connect_many, latency_percentile, reset_all, wait_among
 from grader.failure import GradingFailure
 from grader.transcript import Transcript
+from support import BackgroundServer
 
 
-class CountingServer:
+class CountingServer(BackgroundServer):
     """A server in a thread that never speaks first: it answers each line
     with the number of connections it holds, and counts resets."""
 
+    backlog = 128
+
     def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0), backlog=128)
-        self.listener.setblocking(False)
-        self.port = self.listener.getsockname()[1]
-        self.stop_r, self.stop_w = socket.socketpair()
         self.open = 0
         self.resets = 0
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
+        super().__init__()
 
     def run(self) -> None:
+        self.listener.setblocking(False)
         sel = selectors.DefaultSelector()
         sel.register(self.listener, selectors.EVENT_READ)
         sel.register(self.stop_r, selectors.EVENT_READ)
@@ -78,19 +76,12 @@ class CountingServer:
             time.sleep(0.001)
         return None
 
-    def close(self) -> None:
-        self.stop_w.send(b"x")
-        self.thread.join(5)
-        self.listener.close()
-        self.stop_r.close()
-        self.stop_w.close()
 
 
 @pytest.fixture
 def server():
-    running = CountingServer()
-    yield running
-    running.close()
+    with CountingServer() as running:
+        yield running
 
 
 def test_connect_many_opens_them_all_and_settles_after_each_batch(server):
