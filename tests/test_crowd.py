@@ -62,7 +62,6 @@ class LineServer(BackgroundServer):
                     conn.close()
 
 
-
 @pytest.fixture
 def server():
     with LineServer() as running:
