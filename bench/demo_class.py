@@ -3,7 +3,7 @@ class graded in parallel scores every student as `socklab grade` does alone.
 
     python bench/demo_class.py build CLASS_DIR [--students 30] [--stubs 3]
     socklab grade-class CLASS_DIR --output book.csv --jobs 2
-    python bench/demo_class.py compare CLASS_DIR book.csv
+    python bench/demo_class.py compare CLASS_DIR book.csv [--exercise ID ...]
 
 `build` writes CLASS_DIR/<student>/<NN_name>/...: copies of the reference
 solutions, a few students who handed in the stubs untouched, and a few
@@ -65,15 +65,17 @@ def build(class_dir: Path, students: int, stubs: int) -> None:
         print(f"{folder.name}: {kind}")
 
 
-def compare(class_dir: Path, gradebook: Path) -> int:
+def compare(class_dir: Path, gradebook: Path, only: list[str]) -> int:
     with open(gradebook, newline="") as f:
         rows = {row["student"]: row for row in csv.DictReader(f)}
-    ids = [e.id for e in manifest.load()]
+    ids = only or [e.id for e in manifest.load()]
+    selection = [arg for i in only for arg in ("--exercise", i)]
     differences, seconds = [], []
     for folder in sorted(p for p in class_dir.iterdir() if p.is_dir()):
         started = time.monotonic()
         done = subprocess.run([sys.executable, "-m", "grader.cli", "grade", str(folder),
-                               "--format", "json"], capture_output=True, text=True, check=True)
+                               "--format", "json", *selection],
+                              capture_output=True, text=True, check=True)
         seconds.append(time.monotonic() - started)
         alone = json.loads(done.stdout)["exercises"]
         row = rows[folder.name]
@@ -81,8 +83,8 @@ def compare(class_dir: Path, gradebook: Path) -> int:
             if float(row[i]) != alone[i]["score"]:
                 differences.append(f"{folder.name} {i}: gradebook {row[i]}, "
                                    f"alone {alone[i]['score']:g}")
-        print(f"{folder.name}: gradebook {row['total']}, alone "
-              f"{sum(e['score'] for e in alone.values()):g} ({seconds[-1]:.1f} s)", flush=True)
+        print(f"{folder.name}: gradebook {sum(float(row[i]) for i in ids):g}, alone "
+              f"{sum(alone[i]['score'] for i in ids):g} ({seconds[-1]:.1f} s)", flush=True)
     print(f"\n{len(seconds)} students graded alone: median {statistics.median(seconds):.1f} s, "
           f"total {sum(seconds):.0f} s")
     print("every score equals the gradebook's" if not differences
@@ -100,11 +102,13 @@ def main() -> int:
     c = commands.add_parser("compare")
     c.add_argument("class_dir", type=Path)
     c.add_argument("gradebook", type=Path)
+    c.add_argument("--exercise", action="append", default=[], metavar="ID",
+                   help="grade and compare only this exercise (repeatable)")
     args = parser.parse_args()
     if args.command == "build":
         build(args.class_dir, args.students, args.stubs)
         return 0
-    return compare(args.class_dir, args.gradebook)
+    return compare(args.class_dir, args.gradebook, args.exercise)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """Temporary folders of our own, outside pytest's numbered basetemp.
 
-With `tmp_path_retention_policy = "none"` (pyproject.toml) pytest puts no
-lock on its session folder (/tmp/pytest-of-USER/pytest-N), and every
-session that ends removes all unlocked numbered folders there: also the
-one another pytest session, started at the same time by someone else on
-the machine, is still working in. Tests that keep a tree for tens of
-seconds (a release, a virtual environment) keep it here instead."""
+Every pytest session that ends removes the numbered session folders
+(/tmp/pytest-of-USER/pytest-N) beyond its retention count that carry no
+lock, and a session run with `tmp_path_retention_policy = "none"` (as
+pyproject.toml once had) puts no lock on its own: so a folder that
+another pytest session on the machine is still working in can vanish.
+Tests that keep a tree for tens of seconds (a release, a virtual
+environment) keep it here instead."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ import os
 import resource
 import shutil
 import signal
+import struct
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,6 +47,9 @@ SHIM = Path(__file__).with_name("uepoll_instrumented.py")
 REPORT = "uepoll-check.txt"
 STATE = "uepoll-state.json"
 TRACE_FLAG = "uepoll-trace"
+WAITING = "uepoll-waiting"           # pid, wait() calls, inside epoll_wait() (see the shim)
+WAITING_FORMAT = "<qqq"
+SETTLE_SECONDS = 2.0
 RULE = ("at every wait(), the descriptors registered with epoll carry the data values "
         "0..n-1, each its own index in fds (the listening socket 0), and on removal the "
         "last entry moves into the freed slot with EPOLL_CTL_MOD")
@@ -67,6 +71,7 @@ class Shim:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.reported = False
+        self.judged = False     # a verdict() block has given the verdict
         self.doing = ""         # the step under way, for the verdict
         self.last_wait = 0      # the wait() count of the last state read
         course = workdir / "uepoll.py"
@@ -86,6 +91,34 @@ class Shim:
 
     def step(self, words: str) -> None:
         self.doing = words
+
+    def _waiting(self) -> tuple[int, int, int] | None:
+        try:
+            data = (self.workdir / WAITING).read_bytes()
+            return struct.unpack(WAITING_FORMAT, data[:struct.calcsize(WAITING_FORMAT)])
+        except (OSError, struct.error):
+            return None
+
+    def settle(self) -> None:
+        """Wait until the server is back asleep in epoll_wait(), so the
+        check of its last wait() has run: whatever the test's own actions
+        broke is in the report now, whether the server reached its next
+        wait() a microsecond or a second after the test's last exchange.
+        A server that has exited, never used the shim, or never gets back
+        to waiting (busy, blocked elsewhere) is left as it is."""
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while time.monotonic() < deadline and not self.report():
+            marker = self._waiting()
+            if marker is None:
+                return
+            pid, calls, inside = marker
+            try:
+                asleep = psutil.Process(pid).status() == psutil.STATUS_SLEEPING
+            except psutil.Error:
+                return      # exited: whatever it found is in the report
+            if inside and asleep and self._waiting() == marker:
+                return
+            time.sleep(0.002)  # polling the server's state
 
     def failure(self, did: str) -> GradingFailure:
         self.reported = True
@@ -144,25 +177,41 @@ class Shim:
     @contextmanager
     def verdict(self, did: str):
         """If anything fails inside, and the shim found the bookkeeping
-        broken, the shim's report is the verdict (it says why)."""
+        broken, the shim's report is the verdict (it says why). The verdict
+        is final: what the test does after the block (closing its crowd of
+        clients) is not judged again when the test ends."""
         try:
             yield
         except Exception as exc:
+            self.judged = True
             if self.report():
                 raise self.failure(did) from exc
             raise
+        self.settle()
+        self.judged = True
         if self.report():
             raise self.failure(did)
 
 
 @pytest.fixture(autouse=True)
-def shim(workdir, request):
-    """Every test runs the server on the instrumented uepoll."""
+def shim(workdir, request, connect, spawn):
+    """Every test runs the server on the instrumented uepoll.
+
+    It asks for `connect` and `spawn` so that its teardown comes before
+    theirs: the verdict is read while the test's clients are still
+    connected and its server still runs. What the clients' closing after
+    the test does to the bookkeeping is no part of the test (whether the
+    server got to it before it was stopped was a matter of timing)."""
     installed = Shim(workdir)
     failed_before = request.session.testsfailed
     yield installed
-    # A violation after the test's last exchange still costs the test,
-    # unless it already failed (its message then shows the shim's report).
+    # A violation that the test's own actions caused, found at a wait()
+    # after its last exchange, still costs the test, unless it already
+    # failed (its message then shows the shim's report). A test that
+    # gave its verdict in a verdict() block has been judged already.
+    if installed.judged:
+        return
+    installed.settle()
     report = installed.report()
     if report and not installed.reported and request.session.testsfailed == failed_before:
         raise installed.failure("ran the test; afterwards read the instrumented uepoll's report")

@@ -32,6 +32,13 @@ top of broken bookkeeping. If a file `uepoll-trace` exists next to this
 one when an Epoll is created, every wait() also writes the registered
 descriptors to `uepoll-state.json` (the suite uses it to aim its clients
 at chosen slots of the list).
+
+Every Epoll also keeps three numbers in `uepoll-waiting` (memory-mapped,
+so no system call is added): the program's pid, how many times wait() was
+called, and whether the program is inside the real epoll_wait() right now.
+With them the suite can tell that the server has gone back to waiting, so
+that every check the test's own actions lead to has run before the test's
+verdict is read (see Shim.settle in the suite).
 """
 
 from __future__ import annotations
@@ -40,8 +47,10 @@ import collections
 import ctypes
 import inspect
 import json
+import mmap
 import os
 import socket
+import struct
 import sys
 
 import _uepoll_course as _course
@@ -52,6 +61,8 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 REPORT_FILE = os.path.join(_HERE, "uepoll-check.txt")
 STATE_FILE = os.path.join(_HERE, "uepoll-state.json")
 TRACE_FLAG = os.path.join(_HERE, "uepoll-trace")
+WAITING_FILE = os.path.join(_HERE, "uepoll-waiting")
+WAITING_FORMAT = "<qqq"  # pid, wait() calls, 1 while inside epoll_wait()
 PREFIX = "uepoll check failed"
 EXIT_STATUS = 86
 HISTORY = 10           # calls remembered for the report
@@ -63,6 +74,19 @@ _BITS = [(getattr(_course, name), name[5:]) for name in
 
 # Set to False to force the model (the tests of this file do).
 USE_FDINFO = True
+
+
+def _waiting_marker():
+    """The shared page behind WAITING_FILE, or None if it cannot be made."""
+    try:
+        fd = os.open(WAITING_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            os.ftruncate(fd, struct.calcsize(WAITING_FORMAT))
+            return mmap.mmap(fd, struct.calcsize(WAITING_FORMAT))
+        finally:
+            os.close(fd)
+    except (OSError, ValueError):
+        return None
 
 
 def _fileno(fd) -> int:
@@ -205,6 +229,8 @@ class Epoll:
         self._ctl_calls = 0
         self._wait_calls = 0
         self._trace = os.path.exists(TRACE_FLAG)
+        self._waiting = _waiting_marker()
+        self._mark(0)
 
     # -- the same interface -----------------------------------------------
 
@@ -247,7 +273,11 @@ class Epoll:
             self._report(problem, registered, fds, where)
         if self._trace:
             self._write_state(registered)
-        events = self._real.wait(maxevents, timeout)
+        self._mark(1)
+        try:
+            events = self._real.wait(maxevents, timeout)
+        finally:
+            self._mark(0)
         shown = ", ".join(f"data {data} ({_event_names(ev)})" for ev, data in events[:4])
         more = f" and {len(events) - 4} more" if len(events) > 4 else ""
         self._note(f"wait() #{self._wait_calls} returned {len(events)} event(s)"
@@ -278,6 +308,10 @@ class Epoll:
 
     def _note(self, words: str) -> None:
         self._history.append(words)
+
+    def _mark(self, inside: int) -> None:
+        if self._waiting is not None:
+            struct.pack_into(WAITING_FORMAT, self._waiting, 0, os.getpid(), self._wait_calls, inside)
 
     def _model_now(self) -> dict[int, int]:
         """{fd: data} for every descriptor on the interest list now, as the
