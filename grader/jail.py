@@ -1,6 +1,6 @@
 """Run one grading process so that nothing it starts can outlive it.
 
-    python -m grader.jail [--isolate-net] -- python -m pytest ...
+    python -m grader.jail [--isolate-net] [--work DIR --work-bytes N] -- python -m pytest ...
 
 The jail is a "child subreaper" (Linux prctl): every process that its
 command starts and that loses its parent (a double-forked daemon, a child
@@ -9,7 +9,11 @@ command ends, or when the jail gets SIGTERM (the runner's timeout), it
 kills every descendant it still has, reaps them, and says on stderr how
 many it had to stop. With --isolate-net it first moves into a fresh
 network namespace whose only interface is loopback (root only), so a
-submission can reach nothing but the grader."""
+submission can reach nothing but the grader. With --work it also moves
+into a private mount namespace and mounts a tmpfs of --work-bytes on DIR
+(root only; elsewhere DIR stays as it is): the run folders, logs and
+temporary files of the whole grading live there, so together they cannot
+take more than that from the machine, and they vanish with the jail."""
 
 from __future__ import annotations
 
@@ -73,6 +77,8 @@ def _reap_all() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grader.jail")
     parser.add_argument("--isolate-net", action="store_true")
+    parser.add_argument("--work", default=None)
+    parser.add_argument("--work-bytes", type=int, default=256 << 20)
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -88,6 +94,16 @@ def main(argv: list[str] | None = None) -> int:
 
     def on_term(signum, frame):
         raise _Stop
+
+    if args.work and os.geteuid() == 0 and sys.platform.startswith("linux"):
+        from . import sandbox
+        try:
+            sandbox.unshare(sandbox.CLONE_NEWNS)
+            sandbox._mount(None, "/", None, sandbox.MS_REC | sandbox.MS_PRIVATE)
+            sandbox._mount("tmpfs", args.work, "tmpfs", sandbox.MS_NOSUID | sandbox.MS_NODEV,
+                           f"size={args.work_bytes},mode=0755")
+        except OSError as exc:
+            print(f"socklab-jail: no size cap on the work folder ({exc})", file=sys.stderr)
 
     signal.signal(signal.SIGTERM, on_term)
     child = subprocess.Popen(command)

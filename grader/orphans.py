@@ -15,14 +15,17 @@ its parent never waited for it) or an orphan (still running). Leaving the
 
     with OrphanWatch() as watch:
         program = spawn("pair.py")
-        watch.ignore(program.pid)     # our own child, not a stray
+        watch.own(program)            # our own child, not a stray
         ...
         program.wait_exit(5)
         left = watch.strays()
 
-Tell it (ignore) about every program the test spawns inside the block:
+Tell it (own) about every program the test spawns inside the block:
 whatever else becomes a child of the test process is counted as a stray,
-and killed and reaped when the block ends.
+and killed and reaped when the block ends. A program in the grading
+sandbox has its own pid namespace, whose init adopts its orphans instead
+of the test process: for an owned program those count as strays too
+(grader.sandbox_init never reaps them), with the pids the program sees.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ class OrphanWatch:
     def __init__(self) -> None:
         self._ignored: set[int] = set()
         self._before: set[int] = set()
+        self._programs: list = []
 
     def __enter__(self) -> "OrphanWatch":
         if not supported():
@@ -76,9 +80,11 @@ class OrphanWatch:
         _set_subreaper(True)
         return self
 
-    def ignore(self, *pids: int) -> None:
+    def own(self, *programs) -> None:
         """Programs the test spawned itself: our children, not strays."""
-        self._ignored.update(pids)
+        for program in programs:
+            self._ignored.update({program.pid, program.group})
+            self._programs.append(program)
 
     def strays(self) -> list[Stray]:
         """Our children that we did not start: processes adopted because
@@ -93,12 +99,22 @@ class OrphanWatch:
             except psutil.NoSuchProcess:
                 continue
             found.append(Stray(proc.pid, zombie, cmdline))
+        for program in self._programs:
+            for pid in program.strays():
+                try:
+                    proc = psutil.Process(pid)
+                    zombie = proc.status() == psutil.STATUS_ZOMBIE
+                    cmdline = "" if zombie else " ".join(proc.cmdline())
+                except psutil.NoSuchProcess:
+                    continue
+                found.append(Stray(program.inner_pid(pid), zombie, cmdline))
         return found
 
     def __exit__(self, *exc) -> None:
         try:
             _set_subreaper(False)
         finally:
+            self._programs = []     # theirs die with their sandbox
             for stray in self.strays():
                 try:
                     if not stray.zombie:

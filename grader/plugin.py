@@ -18,13 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from . import manifest, ports, readme
+from . import manifest, ports, readme, sandbox
 from .client import LineClient
 from .failure import GradingFailure
 from .launch import start_server as _start_server
 from .process import Limits, Program, python_argv
 from .submission import Snapshot, locate, snapshot
 from .transcript import Transcript
+from .unix_sockets import SOCKET_FOLDERS
 
 STATE = pytest.StashKey["SocklabState"]()
 TRANSCRIPT = pytest.StashKey[Transcript]()
@@ -80,6 +81,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="seed for the random messages, counts and names (printed on failure)")
     group.addoption("--socklab-results", dest="socklab_results", default=None,
                     help="write every test's result and points as JSON to this file")
+    group.addoption("--socklab-sandbox", dest="socklab_sandbox", default="off",
+                    choices=sandbox.MODES,
+                    help="run each student program in the grading sandbox: off (a student's "
+                         "own run), auto (where the machine allows, with a warning where it "
+                         "does not) or require (fail where it cannot); socklab grade sets it")
     group.addoption("--socklab-task", dest="socklab_tasks", action="append", default=None,
                     metavar="N", help="run only the tests of README task N (repeatable; "
                                       "'general' selects the tests that belong to no task)")
@@ -90,6 +96,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "task(n): the README task the test checks")
     state = SocklabState(config)
     config.stash[STATE] = state
+    sandbox.use(config.getoption("socklab_sandbox"))
     if state.results_path and not hasattr(config, "workerinput"):
         config.pluginmanager.register(ResultRecorder(state), "socklab-results")
 
@@ -203,7 +210,7 @@ def spawn(workdir: Path, transcript: Transcript, request: pytest.FixtureRequest)
         log_dir = Path(tempfile.mkdtemp(prefix="logs-", dir=state.temp_root))
         program = Program(python_argv(workdir / script, *args), cwd=workdir,
                           transcript=transcript, name=name, limits=limits or Limits(),
-                          log_dir=log_dir)
+                          log_dir=log_dir, writable=request.node.stash.get(SOCKET_FOLDERS, []))
         programs.append((program, log_dir))
         return program
 

@@ -14,6 +14,7 @@ import os
 import re
 import select
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import pexpect
 import psutil
+import ptyprocess
 
 from .failure import GradingFailure
 from .sandbox import Confinement
@@ -41,7 +43,7 @@ class Limits:
     open_files: int | None = None       # None: inherit the grader's limit
     core_bytes: int = 0
     processes: int = 256                # processes and threads of the whole tree
-    confine_files: bool = True          # read-only world outside cwd (see sandbox)
+    file_bytes: int = 64 << 20          # the largest file it may write (stderr included)
 
 
 def child_environment(workdir: Path) -> dict[str, str]:
@@ -57,6 +59,18 @@ def child_environment(workdir: Path) -> dict[str, str]:
         "PYTHONPATH": str(workdir),
         "TMPDIR": str(workdir),
     }
+
+
+class _Spawn(pexpect.spawn):
+    """pexpect.spawn that lets chosen descriptors through to the child
+    (pexpect closes all others), for the sandbox's status pipe."""
+
+    def __init__(self, *args, pass_fds: tuple[int, ...] = (), **kwargs) -> None:
+        self._pass_fds = pass_fds
+        super().__init__(*args, **kwargs)
+
+    def _spawnpty(self, args, **kwargs):
+        return ptyprocess.PtyProcess.spawn(args, pass_fds=self._pass_fds, **kwargs)
 
 
 @dataclass
@@ -81,6 +95,7 @@ class Program:
     limits: Limits = field(default_factory=Limits)
     env: dict[str, str] | None = None
     log_dir: Path | None = None     # where stderr is kept; default: cwd
+    writable: list[Path] = field(default_factory=list)   # more folders it may write
 
     def __post_init__(self) -> None:
         self.lines: list[str] = []
@@ -91,9 +106,9 @@ class Program:
         self._exit: Exit | None = None
         self._stderr_path = Path(tempfile.mkstemp(prefix="stderr-", dir=self.log_dir or self.cwd)[1])
         self._known_pids: set[int] = set()
-        env = self.env or child_environment(self.cwd)
-        self.confinement = Confinement(self.limits, writable=[self.cwd])
+        self.confinement = Confinement(self.limits, writable=[self.cwd, *self.writable])
         confinement = self.confinement
+        env = confinement.environment(self.env or child_environment(self.cwd))
         stderr_path = str(self._stderr_path)
 
         def in_child() -> None:
@@ -106,12 +121,14 @@ class Program:
             os.close(fd)
             confinement.in_child()
 
-        self.child = pexpect.spawn(
-            self.argv[0], self.argv[1:], cwd=str(self.cwd), env=env,
+        command = confinement.command(self.argv)
+        self.child = _Spawn(
+            command[0], command[1:], cwd=str(self.cwd), env=env,
             echo=False, preexec_fn=in_child, timeout=None,
-            dimensions=(24, 400),
+            dimensions=(24, 400), pass_fds=confinement.pass_fds,
         )
-        self.pid = self.child.pid
+        self.group = self.child.pid     # the process group (and session) of the spawn
+        self.pid = confinement.started(self.child.pid)   # the program itself
         self._known_pids.add(self.pid)
         self.transcript.programs.append(self)
         shown = [Path(a).name if a.endswith(".py") else a for a in self.argv[1:] if a not in ("-u", "-s")]
@@ -245,10 +262,37 @@ class Program:
             pass
 
     def poll_exit(self) -> Exit | None:
-        if self._exit is None and not self.child.isalive():
-            self._exit = Exit(self.child.exitstatus, self.child.signalstatus)
-            self.transcript.note(self.name, self._exit.describe())
+        if self._exit is None:
+            status = self.confinement.exit_status() if self.confinement.sandboxed else None
+            if status is not None:
+                self._exit = Exit(*status)
+            elif not self.child.isalive():   # outside the sandbox, or bwrap itself failed
+                status = self.confinement.exit_status() if self.confinement.sandboxed else None
+                self._exit = Exit(*status) if status else \
+                    Exit(self.child.exitstatus, self.child.signalstatus)
+            if self._exit is not None:
+                self.transcript.note(self.name, self._exit.describe())
         return self._exit
+
+    # -- pids as the program sees them ---------------------------------------
+
+    def inner_pid(self, pid: int | None = None) -> int:
+        """The pid that process `pid` (default: the program) has in its own
+        view: inside the sandbox, its pid namespace's number (os.getpid())."""
+        return self.confinement.inner_pid(self.pid if pid is None else pid) \
+            if self.confinement.sandboxed else (self.pid if pid is None else pid)
+
+    def outer_pid(self, inner: int) -> int | None:
+        """The grader's pid of the program's process that calls itself
+        `inner` (a pid the program printed), or None if there is none."""
+        if not self.confinement.sandboxed:
+            return inner
+        return self.confinement.outer_pid(inner)
+
+    def strays(self) -> list[int]:
+        """Processes the program left behind inside its sandbox (adopted by
+        the sandbox's init after their parent exited)."""
+        return self.confinement.strays(self.pid)
 
     def wait_exit(self, timeout: float) -> Exit | None:
         """The program's exit, or None if it is still running after `timeout`."""
@@ -267,6 +311,17 @@ class Program:
         except ProcessLookupError:
             pass
 
+    def descriptor_limits(self) -> tuple[int, int]:
+        """The program's (soft, hard) limit on open files, read from
+        /proc/PID/limits (readable by anyone; prlimit() on another user's
+        process needs a capability the grader may not have)."""
+        with open(f"/proc/{self.pid}/limits") as f:
+            for line in f:
+                if line.startswith("Max open files"):
+                    soft, hard = line.split()[3:5]
+                    return (int(soft) if soft.isdigit() else -1, int(hard) if hard.isdigit() else -1)
+        raise OSError(f"no open-files line in /proc/{self.pid}/limits")
+
     def cpu_seconds(self) -> float:
         times = psutil.Process(self.pid).cpu_times()
         return times.user + times.system
@@ -279,7 +334,7 @@ class Program:
         self._stopped = True
         self.remember_children()
         try:
-            os.killpg(self.pid, signal.SIGKILL)
+            os.killpg(self.group, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
         for pid in self._known_pids:
@@ -292,7 +347,7 @@ class Program:
         except Exception:
             pass
         # Whatever escaped the group (a double-forked daemon) is still in
-        # the program's cgroup.
+        # the program's cgroup, and in the sandbox's pid namespace.
         self.confinement.close()
         self.poll_exit()
         self._reader.join(timeout=2)
@@ -300,6 +355,45 @@ class Program:
             self._stderr_path.unlink()
         except OSError:
             pass
+
+
+# A helper that joins a sandboxed program's pid namespace (and its user
+# namespace, when the grader is not root) before it forks the process that
+# runs CODE: that process is one the program can see, with the pid the
+# program would get from SO_PEERCRED.
+_JOIN_AND_RUN = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+target = sys.argv[1]
+for kind, flag in (("user", 0x10000000), ("pid", 0x20000000)):
+    path = f"/proc/{target}/ns/{kind}"
+    if os.readlink(path) == os.readlink(f"/proc/self/ns/{kind}"):
+        continue
+    fd = os.open(path, os.O_RDONLY)
+    if libc.setns(fd, flag) != 0:
+        raise OSError(ctypes.get_errno(), f"setns({kind}) into the program's sandbox")
+    os.close(fd)
+child = os.fork()
+if child:
+    _, status = os.waitpid(child, 0)
+    sys.exit(os.waitstatus_to_exitcode(status))
+code = sys.argv[2]
+sys.argv = ["peer", *sys.argv[3:]]
+exec(compile(code, "<peer>", "exec"), {"__name__": "__main__"})
+"""
+
+
+def start_peer(program: Program, code: str, *args: str, **popen) -> subprocess.Popen:
+    """Run Python `code` (with `args` as sys.argv[1:]) in a process that
+    `program` can see: inside its sandbox's pid namespace when it has one,
+    else an ordinary child of the test. For tests of what a program learns
+    about its peers (SO_PEERCRED): let the code print os.getpid(), which is
+    the pid the program sees."""
+    if program.confinement.sandboxed and program.confinement.init_pid is not None:
+        argv = [sys.executable, "-c", _JOIN_AND_RUN, str(program.confinement.init_pid), code, *args]
+    else:
+        argv = [sys.executable, "-c", code, *args]
+    return subprocess.Popen(argv, **popen)
 
 
 def python_argv(script: Path, *args: str) -> list[str]:

@@ -14,12 +14,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import manifest
+from . import manifest, sandbox
 from .jail import LEFTOVER_PREFIX
 from .submission import locate
 
 GRADING_INI = Path(__file__).resolve().parent / "grading.ini"
 EXERCISE_TIMEOUT = 600  # seconds for a whole exercise, whatever its tests do
+WORK_BYTES = 256 << 20  # all the run folders, logs and temp files of one exercise's grading
 
 
 @dataclass
@@ -50,7 +51,8 @@ class ExerciseResult:
 
 def pytest_command(exercise: manifest.Exercise, submission: Path, results: Path,
                    select: str | None = None, tasks: list[str] | None = None,
-                   hidden: bool = True, visible: bool = True) -> list[str]:
+                   hidden: bool = True, visible: bool = True,
+                   sandbox_mode: str = "auto") -> list[str]:
     """The pinned pytest command line that grades `exercise` of `submission`.
     `tasks` keeps only those test groups ("1", "2", ..., "general")."""
     tests = [str(p) for p in (exercise.hidden_tests() if hidden else [])
@@ -58,7 +60,7 @@ def pytest_command(exercise: manifest.Exercise, submission: Path, results: Path,
     cmd = [sys.executable, "-m", "pytest", "-c", str(GRADING_INI),
            "--rootdir", str(manifest.COURSE_ROOT), "-p", "grader.plugin", "-p", "pytest_timeout",
            "--submission", str(submission), "--socklab-results", str(results),
-           "-q", "--no-header", "-rN", *tests]
+           "--socklab-sandbox", sandbox_mode, "-q", "--no-header", "-rN", *tests]
     if select:
         cmd += ["-k", select]
     for task in tasks or ():
@@ -75,9 +77,11 @@ def pytest_environment() -> dict[str, str]:
     return env
 
 
-def jail_command(command: list[str], isolate_net: bool = False) -> list[str]:
+def jail_command(command: list[str], isolate_net: bool = False,
+                 work: Path | None = None) -> list[str]:
     """`command` run under grader.jail, which outlives nothing it starts."""
     return [sys.executable, "-m", "grader.jail", *(["--isolate-net"] if isolate_net else []),
+            *(["--work", str(work), "--work-bytes", str(WORK_BYTES)] if work else []),
             "--", *command]
 
 
@@ -94,21 +98,27 @@ def _stop(proc: subprocess.Popen) -> bytes:
 
 def grade_exercise(exercise: manifest.Exercise, submission: Path, select: str | None = None,
                    timeout: float = EXERCISE_TIMEOUT, tasks: list[str] | None = None,
-                   isolate_net: bool = False, hidden: bool = True) -> ExerciseResult:
-    """`hidden=False` runs the visible tests only (a student's own view)."""
+                   isolate_net: bool | None = None, hidden: bool = True) -> ExerciseResult:
+    """`hidden=False` runs the visible tests only (a student's own view).
+    `isolate_net` None: a network namespace of its own where the machine allows."""
     started = time.monotonic()
+    if isolate_net is None:
+        isolate_net = sandbox.network_isolation_available()
     if locate(submission, exercise) is None:
         return ExerciseResult(exercise.id, 0, exercise.points,
                               message=f"no folder {exercise.id}/ (or its files "
                                       f"{', '.join(exercise.files)}) in {submission}")
     with tempfile.TemporaryDirectory(prefix="socklab-grade-") as tmp:
         results = Path(tmp) / "results.json"
+        work = Path(tmp) / "work"
+        work.mkdir()
         cmd = jail_command(pytest_command(exercise, Path(submission).resolve(), results,
-                                          select, tasks, hidden=hidden), isolate_net)
+                                          select, tasks, hidden=hidden), isolate_net, work)
         env = pytest_environment()
         # Everything the run creates lives below our folder, which goes away
-        # below even if the run had to be killed before it could clean up.
-        env["TMPDIR"] = tmp
+        # below even if the run had to be killed before it could clean up
+        # (and on a tmpfs of WORK_BYTES, where the jail can mount one).
+        env["TMPDIR"] = str(work)
         proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -155,7 +165,7 @@ def _read_results(exercise: manifest.Exercise, path: Path, output: str) -> Exerc
 
 
 def grade(submission: Path, exercise_ids: list[str] | None = None,
-          select: str | None = None, isolate_net: bool = False,
+          select: str | None = None, isolate_net: bool | None = None,
           timeout: float = EXERCISE_TIMEOUT) -> list[ExerciseResult]:
     chosen = [manifest.get(i) for i in exercise_ids] if exercise_ids else list(manifest.load())
     return [grade_exercise(e, Path(submission), select, timeout=timeout, isolate_net=isolate_net)

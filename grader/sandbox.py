@@ -1,35 +1,35 @@
-"""Confine one student program: what it may write, how many processes it
-may have, and a sure way to find every one of them afterwards.
+"""Confine one student program: what it sees, what it may use, and a sure
+way to find and stop every process it started.
 
-Rlimits alone are not enough: a program run as root ignores RLIMIT_NPROC,
-and a daemon that double-forks into its own session leaves both the
-process group and the parent's list of children. So, where Linux lets us
-(the grader runs as root, as in CI or a grading container):
+Two layers, each doing what the other cannot:
 
-- every program gets its own cgroup of the pids controller: `pids.max`
-  bounds the whole tree (threads included), and `cgroup.procs` lists every
-  process of the tree however it detached, so `close()` kills them all;
-- the program runs in its own mount namespace where every file system is
-  read-only except its own work folder, the hidden suites, the solutions
-  and the project's tests are hidden behind empty folders, and
-  /proc/sys is read-only;
-- it loses every capability before it starts, so it cannot undo any of
-  this (mount, cgroups) although its user id is still 0.
+- **bubblewrap** (grader.bubblewrap) builds the program's world, deny by
+  default: a fresh file system with the Python runtime read-only, its own
+  run folder, a private /tmp and /dev, its own /proc in a new pid
+  namespace; it runs as an unprivileged user even when the grader is root
+  (grader.sandbox_init does the switch and reports the real exit status);
+- **this module** does what bubblewrap does not: rlimits (CPU, memory,
+  file size, open files, core), and a cgroup of the pids controller per
+  program when the grader may make one, which bounds the whole tree and
+  lists every process of it however it detached, so `close()` kills them
+  all.
 
-Elsewhere (a normal user's laptop) the program gets the rlimits, including
-RLIMIT_NPROC counted from the user's processes now running, and nothing
-else; `describe()` says which protections are active.
+The sandbox is on while grading (the plugin's --socklab-sandbox, which
+`socklab grade` sets) and off when a student runs the visible tests on
+their own machine. Where bubblewrap cannot run (not Linux, no user or pid
+namespaces), grading still runs with rlimits alone; `describe()` and
+`missing()` say what is and is not enforced, and the commands print it.
 
 `Confinement.in_child` runs between fork and exec (a preexec_fn): it uses
-only os calls and a libc loaded beforehand, no imports."""
+only os calls, no imports."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import errno
 import os
 import resource
+import select
 import signal
 import subprocess
 import sys
@@ -40,22 +40,41 @@ from pathlib import Path
 
 import psutil
 
-from . import manifest
+from . import bubblewrap, manifest
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
-MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_BIND = 32, 1024, 2048, 4096
-MS_REC, MS_PRIVATE, MS_RELATIME, MS_STRICTATIME = 16384, 1 << 18, 1 << 21, 1 << 24
-PR_CAPBSET_DROP = 24
-_MOUNT_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC,
-                "noatime": MS_NOATIME, "nodiratime": MS_NODIRATIME,
-                "relatime": MS_RELATIME, "strictatime": MS_STRICTATIME}
-# Mounts left writable: the kernel's own views, terminals and /dev/null.
-_KEEP_WRITABLE = ("/proc", "/dev", "/dev/pts")
+MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 2, 4, 16384, 1 << 18
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True) \
     if sys.platform.startswith("linux") else None
+
+# off: the student's own run; auto: sandbox where possible, warn where not;
+# require: refuse to run a program without it (CI, tests of the sandbox).
+MODES = ("off", "auto", "require")
+_mode = "off"
+
+
+def use(mode: str) -> None:
+    """Set the sandbox mode for every program this process starts."""
+    global _mode
+    if mode not in MODES:
+        raise ValueError(f"sandbox mode must be one of {', '.join(MODES)}, not {mode!r}")
+    _mode = mode
+
+
+def mode() -> str:
+    return _mode
+
+
+def active() -> bool:
+    """True when programs started now get the bubblewrap sandbox."""
+    if _mode == "off":
+        return False
+    reason = bubblewrap.unavailable_reason()
+    if reason is not None and _mode == "require":
+        raise RuntimeError(f"the sandbox is required but unavailable: {reason}")
+    return reason is None
 
 
 def _check(result: int, what: str) -> None:
@@ -64,9 +83,10 @@ def _check(result: int, what: str) -> None:
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
-def _mount(source: str | None, target: str, fstype: str | None, flags: int) -> None:
-    _check(_libc.mount(source and source.encode(), target.encode(),
-                       fstype and fstype.encode(), ctypes.c_ulong(flags), None), f"mount {target}")
+def _mount(source: str | None, target: str, fstype: str | None, flags: int,
+           data: str | None = None) -> None:
+    _check(_libc.mount(source and source.encode(), target.encode(), fstype and fstype.encode(),
+                       ctypes.c_ulong(flags), data and data.encode()), f"mount {target}")
 
 
 def unshare(flags: int) -> None:
@@ -147,38 +167,52 @@ def pids_cgroup_root() -> Path | None:
     return folder if ok else None
 
 
-_PROBE = ("import sys; from grader import sandbox; "
-          "sandbox.unshare(sandbox.CLONE_NEWNS); "
-          "sandbox._mount(None, '/', None, sandbox.MS_REC | sandbox.MS_PRIVATE)")
-
-
-@lru_cache(maxsize=None)
-def mount_namespaces_available() -> bool:
-    """True if a child can get a private mount namespace (root on Linux)."""
-    if _libc is None or os.geteuid() != 0:
-        return False
-    done = subprocess.run([sys.executable, "-c", _PROBE], cwd=manifest.COURSE_ROOT,
-                          capture_output=True, timeout=30)
-    return done.returncode == 0
-
 
 def describe() -> str:
     """One line naming the protections a student's program gets here."""
-    parts = ["rlimits (CPU, memory, files, core)"]
+    parts = ["rlimits (CPU, memory, file size, files, core)"]
     parts.append("a pids cgroup per program" if pids_cgroup_root() else
                  "RLIMIT_NPROC (no writable pids cgroup)")
-    parts.append("read-only file system outside its folder" if mount_namespaces_available()
-                 else "NO file-system confinement (needs root and mount namespaces)")
+    reason = bubblewrap.unavailable_reason()
+    if reason is None:
+        parts.append("a bubblewrap sandbox (own file system, /tmp, /dev and /proc, "
+                     + ("an unprivileged user)" if os.geteuid() == 0 else "the grader's own user)"))
+    else:
+        parts.append(f"NO sandbox: {reason}")
     return ", ".join(parts)
 
 
+def missing() -> list[str]:
+    """What is NOT enforced on this machine (empty when everything is)."""
+    gaps = []
+    reason = bubblewrap.unavailable_reason()
+    if reason is not None:
+        gaps += [f"no file-system sandbox ({reason}): a program can read every file the grader "
+                 "can, the course checkout, its .git and other submissions included",
+                 "no pid namespace: a program sees every process on the machine",
+                 "no private /tmp, /dev and /dev/shm"]
+    elif os.geteuid() != 0:
+        gaps.append("the program runs as the grader's own user (inside its sandbox)")
+    if pids_cgroup_root() is None:
+        gaps.append("no pids cgroup: the process limit is RLIMIT_NPROC, and a daemon that "
+                    "leaves its session is found only by the jail's sweep")
+    if not network_isolation_available():
+        gaps.append("no network namespace per exercise: programs graded at the same time share "
+                    "the machine's loopback")
+    return gaps
+
+
+def warning() -> str | None:
+    """The loud warning to print before grading, or None."""
+    gaps = missing()
+    if not gaps:
+        return None
+    return ("WARNING: this machine cannot fully sandbox student programs. Not enforced:\n"
+            + "\n".join(f"  - {gap}" for gap in gaps)
+            + "\nGrade untrusted submissions on Linux as root, or in a throwaway VM.")
+
+
 # -- one program ------------------------------------------------------------------
-
-def _hidden_folders() -> list[str]:
-    """Folders a student's program has no business reading."""
-    found = [manifest.HIDDEN_DIR, manifest.SOLUTIONS_DIR, manifest.COURSE_ROOT / "tests"]
-    return [str(p) for p in found if p.is_dir()]
-
 
 def _user_process_count() -> int:
     uid = os.getuid()
@@ -205,13 +239,21 @@ def _set_limit(which: int, value: int) -> None:
 class Confinement:
     """The limits and walls of one student program (and all it forks).
 
-    Made in the parent before the spawn; `in_child` runs in the child just
-    before exec; `close()` after the program is done kills whatever is left
-    in its cgroup and removes the cgroup."""
+    Made in the parent before the spawn: `command(argv)` is what to run,
+    `pass_fds` what it must inherit; `in_child` runs in the child just
+    before exec; `started(pid)` after the spawn finds the program's own
+    pid; `exit_status()` reads how it ended; `close()` kills whatever is
+    left and removes the cgroup.
 
-    def __init__(self, limits, writable: list[Path]) -> None:
+    `tty`: the program's stdin and stdout are the spawn's terminal (else
+    whatever the spawn gave it). `linger`: keep the sandbox, and the
+    processes the program left, after the program exits (until `close`)."""
+
+    def __init__(self, limits, writable: list[Path], tty: bool = True,
+                 linger: bool = True) -> None:
         self.limits = limits
         self.writable = [str(Path(p).resolve()) for p in writable]
+        self.tty, self.linger = tty, linger
         self.cgroup: Path | None = None
         root = pids_cgroup_root()
         if root is not None:
@@ -222,12 +264,38 @@ class Confinement:
                 self.cgroup = None
         self.nproc = None if self.cgroup or os.geteuid() == 0 else \
             _user_process_count() + limits.processes
-        self.confine_files = limits.confine_files and mount_namespaces_available()
-        self.hidden = _hidden_folders() if self.confine_files else []
-        try:
-            self.last_cap = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
-        except (OSError, ValueError):
-            self.last_cap = 40
+        self.sandboxed = active()
+        self.privileged = os.geteuid() == 0
+        self.init_pid: int | None = None
+        self._status = b""
+        self._exit: tuple[int | None, int | None] | None = None
+        self._status_read = self._status_write = -1
+        if self.sandboxed:
+            self._status_read, self._status_write = os.pipe()
+            if self.privileged:
+                for path in self.writable:   # the program's user must write there
+                    _give_to_sandbox_user(Path(path))
+
+    @property
+    def pass_fds(self) -> tuple[int, ...]:
+        return (self._status_write,) if self.sandboxed else ()
+
+    def command(self, argv: list[str]) -> list[str]:
+        """What to execute: `argv` itself, or `argv` inside the sandbox."""
+        if not self.sandboxed:
+            return argv
+        uid = bubblewrap.SANDBOX_UID if self.privileged else -1
+        cwd = self.writable[0] if self.writable else "/"
+        return [bubblewrap.binary(), *bubblewrap.arguments(self.writable, self.privileged),
+                *bubblewrap.init_command(uid, bubblewrap.SANDBOX_GID, self.tty, self.linger, cwd),
+                *bubblewrap.program_argv(argv)]
+
+    def environment(self, env: dict[str, str]) -> dict[str, str]:
+        """The program's environment: in the sandbox, a PATH of the system's
+        folders only (the grader's PATH names the course's virtual environment)."""
+        if self.sandboxed:
+            env = {**env, "PATH": "/usr/local/bin:/usr/bin:/bin"}
+        return env
 
     # -- in the child, between fork and exec ------------------------------------
 
@@ -239,43 +307,122 @@ class Confinement:
             os.close(fd)
         _set_limit(resource.RLIMIT_CORE, limits.core_bytes)
         _set_limit(resource.RLIMIT_CPU, limits.cpu_seconds)
+        _set_limit(resource.RLIMIT_FSIZE, limits.file_bytes)
         if sys.platform.startswith("linux"):
             _set_limit(resource.RLIMIT_AS, limits.address_space)
         if limits.open_files is not None:
             _set_limit(resource.RLIMIT_NOFILE, limits.open_files)
         if self.nproc is not None:
             _set_limit(resource.RLIMIT_NPROC, self.nproc)
-        if self.confine_files:
-            self._read_only_world()
-            for cap in range(self.last_cap + 1):
-                _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
-
-    def _read_only_world(self) -> None:
-        unshare(CLONE_NEWNS)
-        _mount(None, "/", None, MS_REC | MS_PRIVATE)
-        for path in self.writable:
-            _mount(path, path, None, MS_BIND | MS_REC)
-        _mount("/proc/sys", "/proc/sys", None, MS_BIND)
-        _mount(None, "/proc/sys", None, MS_REMOUNT | MS_BIND | MS_RDONLY)
-        for path in self.hidden:
-            _mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
-        keep = set(self.writable) | set(self.hidden) | set(_KEEP_WRITABLE) | {"/proc/sys"}
-        for point, options in _mounts():
-            if point in keep or point.startswith(("/proc/", "/dev/pts/")):
-                continue
-            flags = MS_REMOUNT | MS_BIND | MS_RDONLY
-            for option in options:
-                flags |= _MOUNT_FLAGS.get(option, 0)
-            try:
-                _mount(None, point, None, flags)
-            except OSError as exc:
-                if exc.errno not in (errno.ENOENT, errno.EACCES, errno.EINVAL):
-                    raise
-        # The working folder was entered before its writable mount existed:
-        # enter it again by name, which now leads through that mount.
-        os.chdir(os.getcwd())
+        if self.sandboxed:
+            os.dup2(self._status_write, bubblewrap.STATUS_FD)
+            if self.tty:
+                # bwrap itself must not hold the terminal open, or the
+                # grader would never see end of file: the init opens it.
+                null = os.open("/dev/null", os.O_RDWR)
+                os.dup2(null, 0)
+                os.dup2(null, 1)
+                os.close(null)
 
     # -- in the parent, afterwards -------------------------------------------
+
+    def started(self, spawned_pid: int, timeout: float = 15.0) -> int:
+        """The pid (as the grader sees it) of the program itself, once it runs.
+        Outside the sandbox that is the spawned process."""
+        if not self.sandboxed:
+            return spawned_pid
+        os.close(self._status_write)
+        self._status_write = -1
+        if not self._read_status(timeout, until=b"started\n"):
+            return spawned_pid   # bwrap failed: its message is on the program's stderr
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                inits = psutil.Process(spawned_pid).children()
+                if inits:
+                    self.init_pid = inits[0].pid
+                    programs = inits[0].children()
+                    if programs:
+                        return programs[0].pid
+            except psutil.Error:
+                return spawned_pid
+            if self.exit_status() is not None or time.monotonic() > deadline:
+                return self.init_pid or spawned_pid
+            time.sleep(0.002)
+
+    def _read_status(self, timeout: float, until: bytes) -> bool:
+        deadline = time.monotonic() + timeout
+        while until not in self._status:
+            remaining = deadline - time.monotonic()
+            if self._status_read < 0 or remaining <= 0:
+                return False
+            ready, _, _ = select.select([self._status_read], [], [], remaining)
+            if not ready:
+                return False
+            chunk = os.read(self._status_read, 256)
+            if not chunk:
+                os.close(self._status_read)
+                self._status_read = -1
+                return until in self._status
+            self._status += chunk
+        return True
+
+    def exit_status(self) -> tuple[int | None, int | None] | None:
+        """(exit code, None) or (None, signal number) once the program in the
+        sandbox has ended, else None. Only meaningful when sandboxed."""
+        if self._exit is None and self._status_read >= 0:
+            ready, _, _ = select.select([self._status_read], [], [], 0)
+            if ready:
+                chunk = os.read(self._status_read, 256)
+                if chunk:
+                    self._status += chunk
+                else:
+                    os.close(self._status_read)
+                    self._status_read = -1
+        if self._exit is None:
+            for line in self._status.decode(errors="replace").splitlines():
+                word, _, number = line.partition(" ")
+                if word == "exit":
+                    self._exit = (int(number), None)
+                elif word == "signal":
+                    self._exit = (None, int(number))
+        return self._exit
+
+    def inner_pid(self, pid: int) -> int:
+        """What process `pid` (as the grader sees it) calls itself inside the sandbox."""
+        spaces = _ns_pids(pid)
+        return spaces[-1] if spaces else pid
+
+    def outer_pid(self, inner: int) -> int | None:
+        """The grader's pid of the sandboxed process that calls itself `inner`."""
+        if not self.sandboxed:
+            return inner
+        for pid in self._sandbox_pids():
+            spaces = _ns_pids(pid)
+            if len(spaces) > 1 and spaces[-1] == inner:
+                return pid
+        return None
+
+    def strays(self, program_pid: int) -> list[int]:
+        """Processes the init adopted: every one in the sandbox whose parent
+        is the init, except the program itself."""
+        if not self.sandboxed or self.init_pid is None:
+            return []
+        try:
+            return [c.pid for c in psutil.Process(self.init_pid).children() if c.pid != program_pid]
+        except psutil.Error:
+            return []
+
+    def _sandbox_pids(self) -> list[int]:
+        if self.cgroup is not None:
+            return self.members()
+        if self.init_pid is None:
+            return []
+        try:
+            init = psutil.Process(self.init_pid)
+            return [init.pid] + [c.pid for c in init.children(recursive=True)]
+        except psutil.Error:
+            return []
 
     def members(self) -> list[int]:
         if self.cgroup is None:
@@ -286,9 +433,19 @@ class Confinement:
             return []
 
     def close(self, reap=None) -> int:
-        """Kill every process left in the cgroup and remove it. Returns how
-        many were still alive. `reap()` is called while waiting, so the
-        caller can collect its own child's exit."""
+        """Kill every process of the program: the sandbox's init (which ends
+        everything in its pid namespace) and whatever is left in the cgroup,
+        then remove the cgroup. Returns how many were still alive. `reap()`
+        is called while waiting, so the caller can collect its own child."""
+        if self.init_pid is not None:
+            try:
+                os.kill(self.init_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for fd in (self._status_read, self._status_write):
+            if fd >= 0:
+                os.close(fd)
+        self._status_read = self._status_write = -1
         if self.cgroup is None:
             return 0
         killed = 0
@@ -314,22 +471,27 @@ class Confinement:
                 time.sleep(0.01)
 
 
-def _mounts() -> list[tuple[str, list[str]]]:
-    """(mount point, per-mount options) of every mount, parents first."""
-    fd = os.open("/proc/self/mountinfo", os.O_RDONLY)
-    chunks = []
-    while True:
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(fd)
-    found = []
-    for line in b"".join(chunks).decode().splitlines():
-        fields = line.split()
-        point = fields[4].replace("\\040", " ").replace("\\011", "\t").replace("\\134", "\\")
-        found.append((point, fields[5].split(",")))
-    return found
+def _ns_pids(pid: int) -> list[int]:
+    """The NSpid line of /proc/PID/status: the pid in each nested namespace."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return [int(x) for x in line.split()[1:]]
+    except (OSError, ValueError):
+        pass
+    return []
+
+
+def _give_to_sandbox_user(folder: Path) -> None:
+    """Hand a run folder (and what is in it) to the sandbox's user."""
+    uid, gid = bubblewrap.SANDBOX_UID, bubblewrap.SANDBOX_GID
+    try:
+        os.chown(folder, uid, gid)
+        for path in folder.rglob("*"):
+            os.chown(path, uid, gid, follow_symlinks=False)
+    except OSError:
+        pass
 
 
 _NET_PROBE = ("import socket; s = socket.create_server(('127.0.0.1', 0)); "

@@ -28,6 +28,9 @@ from .transcript import Transcript
 
 SUN_PATH_MAX = 107          # bytes of a path that fit in sun_path (108 with the NUL)
 ROOM_FOR_NAMES = 24         # what a test may append: "/" and a file name
+# Socket folders a test made outside its run folder: the plugin's spawn lets
+# the test's programs see and write them (they sit in the sandbox's own /tmp otherwise).
+SOCKET_FOLDERS = pytest.StashKey[list]()
 
 
 def fits(path: str | Path) -> bool:
@@ -51,7 +54,7 @@ def connect_unix(path: str | Path, transcript: Transcript, name: str = "client",
 
 
 @pytest.fixture
-def socket_dir(workdir: Path) -> Path:
+def socket_dir(workdir: Path, request: pytest.FixtureRequest) -> Path:
     """A folder of this test's own for socket files, with a path short
     enough that a socket file name still fits in sun_path."""
     folder = Path(tempfile.mkdtemp(prefix="s", dir=workdir))
@@ -61,6 +64,7 @@ def socket_dir(workdir: Path) -> Path:
         made_elsewhere = True
         if len(str(folder).encode()) + ROOM_FOR_NAMES > SUN_PATH_MAX:
             raise RuntimeError(f"no folder short enough for socket files: {folder}")
+        request.node.stash.setdefault(SOCKET_FOLDERS, []).append(folder)  # shown in the sandbox too
     yield folder
     if made_elsewhere:
         shutil.rmtree(folder, ignore_errors=True)

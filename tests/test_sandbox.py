@@ -4,6 +4,8 @@ pushes against it."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -13,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from grader import sandbox
+from grader import bubblewrap, sandbox
 from grader.jail import LEFTOVER_PREFIX
 from grader.process import Limits, Program, python_argv
 from grader.transcript import Transcript
@@ -75,40 +77,123 @@ def test_stop_kills_a_double_forked_daemon(tmp_path):
         psutil.Process(daemon).status() == psutil.STATUS_ZOMBIE
 
 
-@pytest.mark.skipif(not sandbox.mount_namespaces_available(),
-                    reason="file-system confinement needs root and mount namespaces")
-def test_only_the_work_folder_is_writable_and_the_suites_are_hidden(tmp_path):
-    outside = tmp_path / "outside.txt"
-    outside.write_text("keep me")
+def need_sandbox() -> None:
+    """Skip where bubblewrap cannot run, except on CI, where that is a failure:
+    CI must prove the sandbox, never skip it."""
+    reason = bubblewrap.unavailable_reason()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must be able to sandbox student programs: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def sandboxed():
+    need_sandbox()
+    sandbox.use("require")
+    yield
+    sandbox.use("off")
+
+
+WORLD = """
+import os, sys
+def attempt(what, action):
+    try:
+        action()
+        print(what, "allowed", flush=True)
+    except OSError as exc:
+        print(what, "refused", exc.errno, flush=True)
+print("uid", os.getuid(), flush=True)
+print("pid", os.getpid(), flush=True)
+print("procs", sorted(int(p) for p in os.listdir("/proc") if p.isdigit()), flush=True)
+for path in {paths!r}:
+    print("sees" if os.path.exists(path) else "blind", path, flush=True)
+attempt("own", lambda: open("mine.txt", "w").write("x"))
+attempt("tmp", lambda: open("/tmp/socklab-sandbox-probe", "w").write("x"))
+attempt("dev", lambda: open("/dev/socklab-probe", "w").write("x"))
+attempt("shm", lambda: open("/dev/shm/socklab-probe", "w").write("x"))
+attempt("delete", lambda: os.remove({outside!r}))
+print("modules", [m for m in ("pytest", "psutil", "grader") if __import__("importlib.util").util.find_spec(m)], flush=True)
+print("done", flush=True)
+"""
+
+
+def test_the_program_sees_only_its_folder_and_the_runtime(tmp_path, sandboxed):
+    outside = tmp_path / "classmate" / "03_poll" / "chat_server.py"
+    outside.parent.mkdir(parents=True)
+    outside.write_text("a classmate's program")
     folder = tmp_path / "work"
     folder.mkdir()
     from grader import manifest
-    program = run_program(folder, f"""
-        import os
-        def attempt(what, action):
-            try:
-                action()
-                print(what, "allowed", flush=True)
-            except OSError as exc:
-                print(what, "refused", exc.errno, flush=True)
-        attempt("own", lambda: open("mine.txt", "w").write("x"))
-        attempt("delete", lambda: os.remove({str(outside)!r}))
-        attempt("tmp", lambda: open("/tmp/socklab-sandbox-probe", "w").write("x"))
-        print("hidden", len(os.listdir({str(manifest.HIDDEN_DIR)!r})), flush=True)
-        print("done", flush=True)
-    """)
+    secrets = [str(manifest.COURSE_ROOT), str(manifest.COURSE_ROOT / ".git"),
+               str(manifest.SOLUTIONS_DIR), str(outside), str(outside.parent.parent),
+               sys.prefix, "/root/.bashrc", "/home", "/etc/passwd", "/var"]
+    program = run_program(folder, WORLD.format(paths=secrets, outside=str(outside)))
     try:
         program.expect_line("done", timeout=20)
     finally:
         program.stop()
     lines = program.lines
+    for path in secrets:
+        assert f"blind {path}" in lines, (path, lines)
+    if os.geteuid() == 0:
+        assert f"uid {bubblewrap.SANDBOX_UID}" in lines, lines   # never root
     assert "own allowed" in lines, lines
+    assert "tmp allowed" in lines, lines                          # a private /tmp...
+    assert not Path("/tmp/socklab-sandbox-probe").exists()        # ...that is not the host's
+    assert any(line.startswith("dev refused") for line in lines), lines
+    assert any(line.startswith("shm refused") for line in lines), lines
     assert any(line.startswith("delete refused") for line in lines), lines
-    assert any(line.startswith("tmp refused") for line in lines), lines
-    assert "hidden 0" in lines, lines
-    assert outside.read_text() == "keep me"
+    assert "modules []" in lines, lines                           # the standard library only
+    procs = next(line for line in lines if line.startswith("procs"))
+    assert procs in ("procs [1, 2]", "procs [1]"), procs          # its own pid namespace
+    assert outside.read_text() == "a classmate's program"
     assert (folder / "mine.txt").exists()
-    assert not Path("/tmp/socklab-sandbox-probe").exists()
+
+
+def test_pids_translate_and_exit_status_is_exact(tmp_path, sandboxed):
+    program = run_program(tmp_path, """
+        import os, signal, sys
+        print("me", os.getpid(), flush=True)
+        sys.stdin.readline()
+        os.kill(os.getpid(), signal.SIGTERM)
+    """)
+    try:
+        inner = int(program.expect_line(r"me (\d+)", timeout=20).group(1))
+        assert program.inner_pid() == inner
+        assert program.outer_pid(inner) == program.pid
+        assert psutil.Process(program.pid).cmdline()[-1].endswith("student.py")
+        program.send_line("go")
+        status = program.wait_exit(10)
+        assert status is not None and status.signal == signal.SIGTERM and status.code is None, status
+    finally:
+        program.stop()
+    program = run_program(tmp_path, "import sys; sys.exit(143)")
+    try:
+        status = program.wait_exit(20)
+        assert status is not None and status.code == 143 and status.signal is None, status
+    finally:
+        program.stop()
+
+
+def test_a_file_past_the_size_limit_stops_the_program(tmp_path, sandboxed):
+    program = run_program(tmp_path, """
+        with open("big.bin", "wb") as f:
+            for _ in range(100):
+                f.write(bytes(1 << 20))
+        print("wrote it all", flush=True)
+    """, Limits(file_bytes=8 << 20))
+    try:
+        status = program.wait_exit(20)
+        err = program.stderr()
+    finally:
+        program.stop()
+    # Python ignores SIGXFSZ, so the write fails with EFBIG and the program
+    # ends on a traceback that says so.
+    assert status is not None and status.code != 0, status
+    assert "File too large" in err, err
+    assert (tmp_path / "big.bin").stat().st_size <= 8 << 20
+    assert "wrote it all" not in program.lines
 
 
 def test_jail_sweeps_what_outlives_the_command(tmp_path):

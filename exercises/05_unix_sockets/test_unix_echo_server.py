@@ -2,11 +2,13 @@
 
 import os
 import re
+import subprocess
 
 import pytest
 
 from grader import textgen
 from grader.failure import check
+from grader.process import start_peer
 from grader.unix_sockets import socket_dir, unix_connect  # noqa: F401 (fixtures)
 
 CONNECTED = re.compile(r"connection from pid (\d+) uid (\d+)\s*$")
@@ -40,14 +42,26 @@ def test_echoes_what_a_client_sends(server, unix_connect, rng):
     check(back == data, f"sent {data!r}", "the same bytes back", repr(back))
 
 
+CONNECT_AND_WAIT = ("import os, socket, sys\n"
+                    "s = socket.socket(socket.AF_UNIX)\n"
+                    "s.connect(sys.argv[1])\n"
+                    "print(os.getpid(), flush=True)\n"
+                    "sys.stdin.read()\n")
+
+
 @pytest.mark.points(3)
 @pytest.mark.task(6)
-def test_names_the_connecting_process(server, unix_connect):
+def test_names_the_connecting_process(server):
     program, path = server
-    unix_connect(path, name="client")
-    did = f"connected from the test process (pid {os.getpid()}, uid {os.getuid()})"
-    match = program.expect_line(CONNECTED, did=did)
-    seen = (int(match.group(1)), int(match.group(2)))
-    check(seen == (os.getpid(), os.getuid()), did,
-          f"connection from pid {os.getpid()} uid {os.getuid()}",
-          f"connection from pid {seen[0]} uid {seen[1]}")
+    client = start_peer(program, CONNECT_AND_WAIT, path, stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(client.stdout.readline() or 0)
+        did = f"connected from a separate process (pid {pid}, uid {os.getuid()})"
+        match = program.expect_line(CONNECTED, did=did)
+        seen = (int(match.group(1)), int(match.group(2)))
+        check(seen == (pid, os.getuid()), did, f"connection from pid {pid} uid {os.getuid()}",
+              f"connection from pid {seen[0]} uid {seen[1]}")
+    finally:
+        client.stdin.close()
+        client.wait(5)

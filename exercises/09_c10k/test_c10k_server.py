@@ -8,7 +8,6 @@ import re
 import resource
 import time
 
-import psutil
 import pytest
 
 from grader import launch
@@ -39,7 +38,7 @@ def start_with_soft_limit(spawn, free_port, soft):
 @pytest.mark.task(1)
 def test_says_it_is_ready_and_raises_its_limit(spawn, free_port):
     program, port = start_with_soft_limit(spawn, free_port, 256)
-    soft, hard = psutil.Process(program.pid).rlimit(psutil.RLIMIT_NOFILE)
+    soft, hard = program.descriptor_limits()
     check(soft == hard, "started the server with a soft descriptor limit of 256, then read its "
                         "limits in /proc", "its soft limit is raised to the hard limit",
           f"soft {soft}, hard {hard}")

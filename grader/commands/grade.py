@@ -19,13 +19,16 @@ def exercise_ids(args: argparse.Namespace) -> list[str] | None:
     return ids
 
 
-def isolate_net_allowed(asked: bool, command: str) -> bool:
-    """--isolate-net where the machine allows it; otherwise say so and go on."""
-    if asked and not sandbox.network_isolation_available():
-        print(f"socklab {command}: --isolate-net needs root and network namespaces "
-              "(unshare); grading without it, on the machine's loopback", file=sys.stderr)
+def isolate_net_allowed(asked: bool | None, command: str) -> bool:
+    """A network namespace per exercise unless --no-isolate-net, where the
+    machine allows it; otherwise say so and go on. Also prints the loud
+    warning when student programs cannot be fully sandboxed here."""
+    warning = sandbox.warning()
+    if warning:
+        print(f"socklab {command}: {warning}", file=sys.stderr)
+    if asked is False:
         return False
-    return asked
+    return sandbox.network_isolation_available()
 
 
 class UsageProblem(Exception):
@@ -70,9 +73,10 @@ def add_grading_options(parser: argparse.ArgumentParser) -> None:
     """What to grade and under which limits: shared by grade and grade-class."""
     parser.add_argument("--exercise", action="append", metavar="ID",
                         help="grade only this exercise (repeatable)")
-    parser.add_argument("--isolate-net", action="store_true",
+    parser.add_argument("--isolate-net", action=argparse.BooleanOptionalAction, default=None,
                         help="grade each exercise in a fresh network namespace with only "
-                             "loopback (root; falls back with a warning elsewhere)")
+                             "loopback (the default where the machine allows it: root and "
+                             "network namespaces; elsewhere a warning)")
     parser.add_argument("--exercise-timeout", type=float, default=runner.EXERCISE_TIMEOUT,
                         metavar="SECONDS", help="stop one exercise's grading after this long "
                                                 f"(default {runner.EXERCISE_TIMEOUT})")

@@ -28,6 +28,7 @@ from grader import source_check, textgen
 from grader.chat import ChatRoom, joined, left, said, WELCOME
 from grader.crowd import Crowd
 from grader.failure import GradingFailure, check, fail
+from grader.process import Program
 from grader.suites.chat_protocol import ChatProtocolTests, room  # noqa: F401 (fixture)
 from grader.suites.server_rules import ServerRulesTests, ServerSpec
 
@@ -68,8 +69,9 @@ NOT_UEPOLL = {
 class Shim:
     """The instrumented uepoll installed in one test's working folder."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, transcript) -> None:
         self.workdir = workdir
+        self.transcript = transcript    # its programs: the server whose wait() we watch
         self.reported = False
         self.judged = False     # a verdict() block has given the verdict
         self.doing = ""         # the step under way, for the verdict
@@ -112,13 +114,25 @@ class Shim:
             if marker is None:
                 return
             pid, calls, inside = marker
+            outer = self._outer(pid)
             try:
-                asleep = psutil.Process(pid).status() == psutil.STATUS_SLEEPING
+                if outer is None:
+                    raise psutil.NoSuchProcess(pid)
+                asleep = psutil.Process(outer).status() == psutil.STATUS_SLEEPING
             except psutil.Error:
                 return      # exited: whatever it found is in the report
             if inside and asleep and self._waiting() == marker:
                 return
             time.sleep(0.002)  # polling the server's state
+
+    def _outer(self, pid: int) -> int | None:
+        """The grader's pid of the server that calls itself `pid` (the shim
+        writes os.getpid(), which is the pid inside the grading sandbox)."""
+        for program in self.transcript.programs:
+            if isinstance(program, Program) and program.poll_exit() is None \
+                    and program.inner_pid() == pid:
+                return program.pid
+        return None
 
     def failure(self, did: str) -> GradingFailure:
         self.reported = True
@@ -140,7 +154,7 @@ class Shim:
         state, waits = None, 0
         while True:
             status = program.poll_exit()
-            state, waits = self._state(program.pid)
+            state, waits = self._state(program.inner_pid())
             if state is not None:
                 order = [fd for fd, _ in sorted(state.items(), key=lambda item: item[1])]
                 if sorted(order[1:]) == wanted:
@@ -194,7 +208,7 @@ class Shim:
 
 
 @pytest.fixture(autouse=True)
-def shim(workdir, request, connect, spawn):
+def shim(workdir, request, connect, spawn, transcript):
     """Every test runs the server on the instrumented uepoll.
 
     It asks for `connect` and `spawn` so that its teardown comes before
@@ -202,7 +216,7 @@ def shim(workdir, request, connect, spawn):
     connected and its server still runs. What the clients' closing after
     the test does to the bookkeeping is no part of the test (whether the
     server got to it before it was stopped was a matter of timing)."""
-    installed = Shim(workdir)
+    installed = Shim(workdir, transcript)
     failed_before = request.session.testsfailed
     yield installed
     # A violation that the test's own actions caused, found at a wait()

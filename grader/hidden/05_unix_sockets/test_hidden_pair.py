@@ -41,7 +41,7 @@ def expect_answer(program, child: int, line: str, did: str) -> None:
     pid, text = int(match.group(1)), match.group(2).rstrip()
     expected = f"child {child}: {line.upper()}"
     if pid != child:
-        whose = " (that is the parent's pid)" if pid == program.pid else ""
+        whose = " (that is the parent's pid)" if pid == program.inner_pid() else ""
         raise fail(did=did, expected=f"the answer {expected!r}, from the child, pid {child}",
                    got=f"an answer naming pid {pid}{whose}",
                    hint="call os.getpid() in the child, after the fork; a pid saved before "
@@ -74,9 +74,18 @@ def end_input(program, child: int, did: str) -> None:
     check(TRACEBACK not in err, did, "no traceback", "stderr holds a traceback (shown below)")
 
 
-def unix_sockets(pid: int) -> int:
-    """How many AF_UNIX sockets process `pid` holds open."""
-    return len(psutil.Process(pid).net_connections(kind="unix"))
+def process(program, pid: int) -> psutil.Process:
+    """The process that pair.py calls `pid` (pair.py prints the pids of its
+    own view, a pid namespace of its own when graded)."""
+    outer = program.outer_pid(pid)
+    if outer is None:
+        raise psutil.NoSuchProcess(pid)
+    return psutil.Process(outer)
+
+
+def unix_sockets(process: psutil.Process) -> int:
+    """How many AF_UNIX sockets `process` holds open."""
+    return len(process.net_connections(kind="unix"))
 
 
 @pytest.mark.points(4)
@@ -86,18 +95,18 @@ def test_fork_line_names_the_parent_and_a_real_child(spawn):
     did = f"ran: python -u {SCRIPT}"
     match = program.expect_line(FORKED, did=did)
     parent, child = int(match.group(1)), int(match.group(2))
-    check(parent == program.pid, did, f"PARENTPID is pair.py's own pid, {program.pid}",
-          f"it printed {parent}")
+    own = program.inner_pid()   # pids as pair.py sees them (its own pid namespace when graded)
+    check(parent == own, did, f"PARENTPID is pair.py's own pid, {own}", f"it printed {parent}")
     check(child != parent, did, "CHILDPID is the pid fork() returned, a new process",
           f"it printed the same pid twice ({child})")
     try:
-        parent_of_child = psutil.Process(child).ppid()
+        parent_of_child = program.inner_pid(process(program, child).ppid())
     except psutil.NoSuchProcess:
         raise fail(did=did + ", then looked for the child in /proc",
                    expected=f"a running process {child}, waiting for lines",
                    got=f"there is no process {child}") from None
-    check(parent_of_child == program.pid, did + ", then looked for the child in /proc",
-          f"process {child} is a child of pair.py ({program.pid})",
+    check(parent_of_child == own, did + ", then looked for the child in /proc",
+          f"process {child} is a child of pair.py ({own})",
           f"its parent is process {parent_of_child}")
     end_input(program, child, did="sent end of input (Ctrl-D) to pair.py")
 
@@ -108,7 +117,8 @@ def test_parent_and_child_talk_over_unix_sockets(spawn):
     program, child = start_pair(spawn)
     did = "started pair.py and looked at the open sockets of the parent and of the child in /proc"
     try:
-        counts = {"parent": unix_sockets(program.pid), "child": unix_sockets(child)}
+        counts = {"parent": unix_sockets(psutil.Process(program.pid)),
+                  "child": unix_sockets(process(program, child))}
     except psutil.NoSuchProcess as exc:
         raise fail(did=did, expected="both processes running",
                    got=f"process {exc.pid} had already exited") from None
@@ -172,7 +182,7 @@ def test_end_of_input_before_any_line(spawn):
 def test_leaves_no_zombie_and_no_orphan(spawn, rng):
     with OrphanWatch() as watch:
         program, child = start_pair(spawn)
-        watch.ignore(program.pid)
+        watch.own(program)
         for _ in range(rng.randint(1, 3)):
             exchange(program, child, ascii_line(rng))
         program.send_eof()
@@ -190,7 +200,7 @@ def test_leaves_no_zombie_and_no_orphan(spawn, rng):
                        hint="shut down the parent's end so that the child sees end of file "
                             "and exits, then call os.waitpid(child_pid, 0) before printing "
                             "its status")
-        check(not psutil.pid_exists(child), did + "; then looked for the child in /proc",
+        check(program.outer_pid(child) is None, did + "; then looked for the child in /proc",
               f"process {child} is gone", f"process {child} still exists")
 
 

@@ -20,6 +20,7 @@ import pytest
 from grader import textgen
 from grader.client import echo_exchange
 from grader.failure import GradingFailure, check, fail
+from grader.process import start_peer
 from grader.suites.server_rules import (TRACEBACK, USAGE, ServerSpec, expect_clean_exit,
                                         measure_cpu, require_working, start)
 from grader.unix_sockets import socket_dir, unix_connect  # noqa: F401 (fixtures)
@@ -239,47 +240,46 @@ def test_socket_file_has_mode_0600(server):
 
 # -- task 6: who is calling ---------------------------------------------------------
 
-CONNECT_FROM_ANOTHER_PROCESS = (
-    "import socket, sys\n"
+CONNECT_AND_WAIT = (
+    "import os, socket, sys\n"
     "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
     "s.connect(sys.argv[1])\n"
-    "print('connected', flush=True)\n"
+    "print('connected', os.getpid(), flush=True)\n"
     "sys.stdin.read()\n"
 )
 
 
 @pytest.mark.points(5)
 @pytest.mark.task(6)
-def test_peer_credentials_name_the_connecting_process(server, unix_connect):
+def test_peer_credentials_name_the_connecting_process(server):
+    """Each client is a separate process the server can see (when graded, one
+    inside the server's own pid namespace): it prints its pid as the server
+    sees it, and the server must name that pid and the client's uid."""
     program, path = server
-    me, uid = os.getpid(), os.getuid()
-    for name in ("alice", "bob"):
-        unix_connect(path, name=name)
-        did = f"{name} connected from the test process (pid {me}, uid {uid})"
-        pid, seen_uid = accepted(program, did=did)
-        check((pid, seen_uid) == (me, uid), did, f"connection from pid {me} uid {uid}",
-              f"connection from pid {pid} uid {seen_uid}",
-              hint="SO_PEERCRED gives a struct ucred: three ints, pid, uid and gid, in that order")
-    helper = subprocess.Popen([sys.executable, "-c", CONNECT_FROM_ANOTHER_PROCESS, path],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True)
-    try:
-        line = helper.stdout.readline()
-        did = f"a separate process (pid {helper.pid}) connected"
-        check(line.strip() == "connected", did, "it connects", "its connection failed")
-        program.transcript.note("helper", f"process {helper.pid} connected")
-        pid, seen_uid = accepted(program, did=did)
-        check(pid == helper.pid, did, f"connection from pid {helper.pid} uid {uid}",
-              f"connection from pid {pid} uid {seen_uid}",
-              hint="ask the kernel who connected: getsockopt(SOL_SOCKET, SO_PEERCRED, ...) "
-                   "on the accepted socket")
-    finally:
-        helper.stdin.close()
+    uid = os.getuid()
+    for name in ("alice", "bob", "carol"):
+        helper = start_peer(program, CONNECT_AND_WAIT, path, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         try:
-            helper.wait(5)
-        except subprocess.TimeoutExpired:
-            helper.kill()
-            helper.wait()
+            words = helper.stdout.readline().split()
+            did = f"{name}, a separate process, connected"
+            check(words[:1] == ["connected"], did, "it connects", "its connection failed")
+            peer = int(words[1])
+            did = f"{name}, a separate process (pid {peer}, uid {uid}), connected"
+            program.transcript.note(name, f"process {peer} connected")
+            pid, seen_uid = accepted(program, did=did)
+            check((pid, seen_uid) == (peer, uid), did, f"connection from pid {peer} uid {uid}",
+                  f"connection from pid {pid} uid {seen_uid}",
+                  hint="ask the kernel who connected: getsockopt(SOL_SOCKET, SO_PEERCRED, ...) "
+                       "on the accepted socket gives a struct ucred: three ints, pid, uid and "
+                       "gid, in that order")
+        finally:
+            helper.stdin.close()
+            try:
+                helper.wait(5)
+            except subprocess.TimeoutExpired:
+                helper.kill()
+                helper.wait()
 
 
 # -- task 7: several clients, every chunk back ---------------------------------------

@@ -240,7 +240,7 @@ def test_raises_its_limit_and_says_how_many(spawn, free_port, workdir, transcrip
     program, port = start_with_limits(spawn, free_port, workdir, transcript, soft, hard)
     did = (f"started the server with a soft descriptor limit of {soft} and a hard limit of "
            f"{hard}; it printed 'ready for {announced(program)} connections'")
-    now_soft, now_hard = psutil.Process(program.pid).rlimit(psutil.RLIMIT_NOFILE)
+    now_soft, now_hard = program.descriptor_limits()
     check(now_soft == hard, did, f"the server raises its soft limit to the hard limit, {hard}",
           f"its soft limit is {now_soft} (hard {now_hard}), as /proc/{program.pid}/limits shows")
     n = announced(program)
