@@ -41,6 +41,7 @@ TMP_BYTES = 64 << 20            # the program's private /tmp
 SANDBOX_UID = SANDBOX_GID = 65534  # "nobody": who the program runs as when the grader is root
 STATUS_FD = 11                  # where the init writes the program's exit status
 INIT_SOURCE = Path(__file__).with_name("sandbox_init.py")
+LIBRARY_DIR = "/opt/socklab-libraries"   # where named libraries appear (see library_binds)
 
 # Read-only system files a networked Python program may read. Deliberately
 # not resolv.conf: with no name server configured, a lookup of an unknown
@@ -89,7 +90,39 @@ def _under(path: str, roots: list[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
-def arguments(writable: list[str], privileged: bool) -> list[str]:
+def library_binds(names: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(host path, sandbox path) of every top-level module of the named
+    distributions and of what they require, for a grader's check that
+    needs a library inside the sandbox (10's property tests run
+    hypothesis there). Only those folders are shown, read-only: never the
+    site-packages around them."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    binds: dict[str, str] = {}
+    todo, seen = list(names), set()
+    while todo:
+        name = todo.pop()
+        if name.lower() in seen:
+            continue
+        seen.add(name.lower())
+        dist = metadata.distribution(name)
+        for file in dist.files or ():
+            top = file.parts[0]
+            if top.endswith((".dist-info", ".data")) or top in ("..", "__pycache__"):
+                continue
+            host = os.path.realpath(dist.locate_file(top))
+            binds[host] = f"{LIBRARY_DIR}/{top}"
+        for text in dist.requires or ():
+            requirement = Requirement(text)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name)
+    return sorted(binds.items())
+
+
+def arguments(writable: list[str], privileged: bool,
+              libraries: tuple[str, ...] = ()) -> list[str]:
     """bwrap's options (everything before the command) for one program."""
     args = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--die-with-parent", "--as-pid-1", "--hostname", "sandbox"]
@@ -128,6 +161,10 @@ def arguments(writable: list[str], privileged: bool) -> list[str]:
         args += _parents(path, made, shown)
         args += ["--bind", path, path]
         shown.append(path)
+    if libraries:
+        args += ["--perms", "0755", "--dir", "/opt", "--perms", "0755", "--dir", LIBRARY_DIR]
+        for host, inside in library_binds(libraries):
+            args += ["--ro-bind", host, inside]
     return args
 
 

@@ -172,6 +172,8 @@ class ModuleRunner:
     transcript: Transcript
     timeout: float = 10.0
     limits: Limits = field(default_factory=Limits)
+    # distributions the check itself imports (shown read-only in the sandbox)
+    libraries: tuple[str, ...] = ()
 
     def run(self, source: str, did: str = "", timeout: float | None = None,
             name: str = "check", note_result: bool = True) -> Outcome:
@@ -241,12 +243,16 @@ class ModuleRunner:
     def _execute(self, wrapper: Path, check: Path, result_path: Path, timeout: float,
                  name: str) -> Outcome:
         # The check's folder holds its result file, so it is writable too.
-        confinement = Confinement(self.limits, writable=[self.workdir, result_path.parent])
-        argv = [sys.executable, "-u", "-s", str(wrapper), str(result_path), str(check)]
-        proc = subprocess.Popen(argv, cwd=self.workdir, env=child_environment(self.workdir),
+        confinement = Confinement(self.limits, writable=[self.workdir, result_path.parent],
+                                  tty=False, linger=False, libraries=self.libraries)
+        argv = confinement.command([sys.executable, "-u", "-s", str(wrapper), str(result_path),
+                                    str(check)])
+        proc = subprocess.Popen(argv, cwd=self.workdir,
+                                env=confinement.environment(child_environment(self.workdir)),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True,
-                                preexec_fn=confinement.in_child)
+                                pass_fds=confinement.pass_fds, preexec_fn=confinement.in_child)
+        confinement.started(proc.pid)
         timed_out = False
         try:
             out, err = proc.communicate(timeout=timeout)
@@ -267,6 +273,9 @@ class ModuleRunner:
             payload = json.loads(result_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             code = proc.returncode
+            status = confinement.exit_status() if confinement.sandboxed else None
+            if status is not None:   # the sandbox knows the real status (bwrap folds signals)
+                code = status[0] if status[1] is None else -status[1]
             how = f"killed by signal {signal.Signals(-code).name}" if code < 0 \
                 else f"exited with status {code}"
             return Outcome("crashed", stdout=stdout, stderr=stderr, name=name,

@@ -247,11 +247,14 @@ class Confinement:
 
     `tty`: the program's stdin and stdout are the spawn's terminal (else
     whatever the spawn gave it). `linger`: keep the sandbox, and the
-    processes the program left, after the program exits (until `close`)."""
+    processes the program left, after the program exits (until `close`).
+    `libraries`: distributions the grader's own code run in there needs
+    (importable, read-only; see bubblewrap.library_binds)."""
 
     def __init__(self, limits, writable: list[Path], tty: bool = True,
-                 linger: bool = True) -> None:
+                 linger: bool = True, libraries: tuple[str, ...] = ()) -> None:
         self.limits = limits
+        self.libraries = libraries
         self.writable = [str(Path(p).resolve()) for p in writable]
         self.tty, self.linger = tty, linger
         self.cgroup: Path | None = None
@@ -278,7 +281,9 @@ class Confinement:
 
     @property
     def pass_fds(self) -> tuple[int, ...]:
-        return (self._status_write,) if self.sandboxed else ()
+        # STATUS_FD too: subprocess closes what is not listed after the
+        # preexec_fn has put the pipe there (pexpect closes before it).
+        return (self._status_write, bubblewrap.STATUS_FD) if self.sandboxed else ()
 
     def command(self, argv: list[str]) -> list[str]:
         """What to execute: `argv` itself, or `argv` inside the sandbox."""
@@ -286,7 +291,8 @@ class Confinement:
             return argv
         uid = bubblewrap.SANDBOX_UID if self.privileged else -1
         cwd = self.writable[0] if self.writable else "/"
-        return [bubblewrap.binary(), *bubblewrap.arguments(self.writable, self.privileged),
+        return [bubblewrap.binary(),
+                *bubblewrap.arguments(self.writable, self.privileged, self.libraries),
                 *bubblewrap.init_command(uid, bubblewrap.SANDBOX_GID, self.tty, self.linger, cwd),
                 *bubblewrap.program_argv(argv)]
 
@@ -295,6 +301,9 @@ class Confinement:
         folders only (the grader's PATH names the course's virtual environment)."""
         if self.sandboxed:
             env = {**env, "PATH": "/usr/local/bin:/usr/bin:/bin"}
+            if self.libraries:
+                env["PYTHONPATH"] = os.pathsep.join(
+                    filter(None, [env.get("PYTHONPATH"), bubblewrap.LIBRARY_DIR]))
         return env
 
     # -- in the child, between fork and exec ------------------------------------

@@ -27,7 +27,7 @@ CHILD_TIMEOUT = 40.0    # a whole property run, shrinking included
 
 @pytest.fixture
 def runner(workdir, transcript) -> ModuleRunner:
-    return ModuleRunner(workdir, transcript, timeout=CHILD_TIMEOUT)
+    return ModuleRunner(workdir, transcript, timeout=CHILD_TIMEOUT, libraries=("hypothesis",))
 
 
 # -- what every check in the child starts with -----------------------------------
