@@ -231,3 +231,32 @@ def test_isolated_network_has_its_own_loopback_only():
         outside.close()
     assert done.stdout.split("\n")[:2] == ["own loopback works",
                                           "the grader's listener is out of reach"], done
+
+
+def test_the_jail_caps_a_gradings_work_folder(tmp_path):
+    """The whole grading's run folders live on a tmpfs of a fixed size (root);
+    what a program writes there is gone with the jail."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI runs as root: the jail must cap the work folder there")
+        pytest.skip("the work tmpfs needs root")
+    work = tmp_path / "work"
+    work.mkdir()
+    fill = textwrap.dedent(f"""
+        import os
+        written = 0
+        try:
+            with open(os.path.join({str(work)!r}, "fill"), "wb") as f:
+                for _ in range(64):
+                    f.write(bytes(1 << 20))
+                    f.flush()
+                    written += 1
+        except OSError as exc:
+            print("stopped", exc.errno, "after", written, "MiB")
+    """)
+    done = subprocess.run([sys.executable, "-m", "grader.jail", "--work", str(work),
+                           "--work-bytes", str(8 << 20), "--", sys.executable, "-c", fill],
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.startswith("stopped 28 after"), done   # ENOSPC
+    assert int(done.stdout.split()[3]) <= 8, done
+    assert list(work.iterdir()) == []
