@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import manifest, runner
+from . import formats, manifest, runner
 from .runner import ExerciseResult
-from .submission import locate
+from .submission import link_problem, locate
 
 REPORT_VERSION = 1
 GRADER_ERROR = "grading could not run"
@@ -42,7 +42,9 @@ class StudentOutcome:
 
 
 def students(class_dir: Path) -> list[Path]:
-    """Every student folder, by name; hidden folders and files are ignored."""
+    """Every student folder, by name; hidden folders and files are ignored.
+    A folder that is a symbolic link is listed too, to be reported (and
+    never graded) in its row."""
     return sorted((p for p in Path(class_dir).iterdir()
                    if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
 
@@ -52,6 +54,9 @@ def fingerprint(folder: Path, exercises: list[manifest.Exercise]) -> str:
     digest = hashlib.sha256()
     for exercise in exercises:
         root = locate(folder, exercise)
+        if root is not None and (refused := link_problem(root)) is not None:
+            digest.update(refused.encode())  # never read through the link
+            root = None
         for name in exercise.files:
             path = root / name if root else None
             digest.update(f"{exercise.id}/{name}\0".encode())
@@ -87,7 +92,8 @@ def _write_report(path: Path, student: str, stamp: str, results: list[ExerciseRe
             # a grader failure (not the student's) is graded again next run
             "grader_errors": [r.id for r in results if r.message.startswith(GRADER_ERROR)],
             "score": sum(r.score for r in results), "max_score": sum(r.max_score for r in results),
-            "notes": notes, "exercises": {r.id: r.to_json() for r in results}}
+            # messages capped and escaped as in every report (formats.report_message)
+            "notes": notes, "exercises": {r.id: formats.report_json(r) for r in results}}
     partial = path.with_suffix(".json.partial")
     partial.write_text(json.dumps(data, indent=2))
     os.replace(partial, path)
@@ -115,6 +121,14 @@ def grade_class(class_dir: Path, output: Path, exercises: list[manifest.Exercise
     outcomes: dict[str, StudentOutcome] = {}
     pending: dict[str, dict] = {}
     for folder in students(class_dir):
+        refused = link_problem(folder)
+        if refused is not None:  # not the student's own folder: reported, never graded
+            notes = [formats.note(f"not graded: {refused}")]
+            _write_report(reports / f"{folder.name}.json", folder.name, "",
+                          [ExerciseResult(e.id, 0, e.points, message=refused) for e in exercises],
+                          notes)
+            outcomes[folder.name] = StudentOutcome(folder.name, {i: 0 for i in ids}, notes)
+            continue
         stamp = fingerprint(folder, exercises)
         earlier = None if force else _previous(reports / f"{folder.name}.json", stamp, ids)
         if earlier is not None:
@@ -142,7 +156,7 @@ def grade_class(class_dir: Path, output: Path, exercises: list[manifest.Exercise
                 entry["results"][exercise.id] = result
                 if len(entry["results"]) == len(exercises):
                     ordered = [entry["results"][i] for i in ids]
-                    notes = [f"{r.id}: {r.message.splitlines()[0]}" for r in ordered if r.message]
+                    notes = [f"{r.id}: {formats.note(r.message)}" for r in ordered if r.message]
                     _write_report(reports / f"{student}.json", student, entry["stamp"],
                                   ordered, notes)
                     outcomes[student] = StudentOutcome(

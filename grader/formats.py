@@ -5,7 +5,39 @@ from __future__ import annotations
 import json
 
 from . import manifest
+from .failure import MESSAGE_CHARS, cut_middle
 from .runner import ExerciseResult
+from .visible_text import visible
+
+# A test's message in any report is at most REPORT_MESSAGE_CHARS: the plugin
+# already caps a student message at MESSAGE_CHARS (with control characters
+# escaped); this cap also bounds pytest's own reports of errors and leaves
+# room for a prefix such as "cleanup after the test failed:". A report thus
+# holds at most (tests + exercises) x REPORT_MESSAGE_CHARS of messages.
+REPORT_MESSAGE_CHARS = MESSAGE_CHARS + (1 << 10)
+
+
+def report_message(text: str) -> str:
+    """A message as every report holds it: escaped and capped."""
+    return cut_middle(visible(text), REPORT_MESSAGE_CHARS)
+
+
+NOTE_CHARS = 300    # a one-line note (the table's last column, the gradebook's notes)
+
+
+def note(message: str) -> str:
+    """The first line of a message, escaped and cut to NOTE_CHARS."""
+    first = message.splitlines()[0] if message else ""
+    return visible(first[:NOTE_CHARS]) + (" ..." if len(first) > NOTE_CHARS else "")
+
+
+def report_json(r: ExerciseResult) -> dict:
+    """`r.to_json()` with every message made safe and bounded (report_message)."""
+    data = r.to_json()
+    data["message"] = report_message(data.get("message", ""))
+    for test in data.get("tests", []):
+        test["message"] = report_message(test.get("message", ""))
+    return data
 
 
 def _number(x: float) -> str:
@@ -13,9 +45,10 @@ def _number(x: float) -> str:
 
 
 def table(results: list[ExerciseResult], title: str = "") -> str:
-    rows = [(r.id, f"{_number(r.score)}/{_number(r.max_score)}",
+    # Printed on a terminal: a note quoting a program is escaped (and cut).
+    rows = [(visible(r.id), f"{_number(r.score)}/{_number(r.max_score)}",
              f"{sum(t.status == 'passed' for t in r.tests)}/{len(r.tests)}",
-             f"{r.seconds:.1f}s", r.message.splitlines()[0] if r.message else "")
+             f"{r.seconds:.1f}s", note(r.message))
             for r in results]
     total = sum(r.score for r in results)
     most = sum(r.max_score for r in results)
@@ -35,7 +68,8 @@ def failures(results: list[ExerciseResult]) -> str:
     for r in results:
         for t in r.tests:
             if t.status != "passed":
-                out.append(f"--- {r.id}::{t.name} ({t.status}, 0/{_number(t.max_score)})\n{t.message}")
+                out.append(visible(f"--- {r.id}::{t.name} ({t.status}, 0/{_number(t.max_score)})\n")
+                           + report_message(t.message))
     return "\n\n".join(out)
 
 
@@ -43,7 +77,7 @@ def as_json(results: list[ExerciseResult]) -> str:
     return json.dumps({
         "score": sum(r.score for r in results),
         "max_score": sum(r.max_score for r in results),
-        "exercises": {r.id: r.to_json() for r in results},
+        "exercises": {r.id: report_json(r) for r in results},
     }, indent=2)
 
 
@@ -68,19 +102,21 @@ def _gradescope_tests(r: ExerciseResult, number: int) -> list[dict]:
     if not r.tests:  # nothing ran (no folder, or the run broke): one failed entry
         return [{"name": f"{r.id}: could not be graded", "number": f"{number}.1",
                  "score": 0, "max_score": r.max_score, "status": "failed",
-                 "output": r.message, "tags": tags(None), "visibility": GRADESCOPE_VISIBILITY}]
+                 "output": report_message(r.message), "tags": tags(None),
+                 "visibility": GRADESCOPE_VISIBILITY}]
     entries = []
     for j, t in enumerate(r.tests, 1):
         entry = {"name": f"{r.id}: {t.name}", "number": f"{number}.{j}",
                  "score": t.score, "max_score": t.max_score,
-                 "output": t.message, "tags": tags(t.task), "visibility": GRADESCOPE_VISIBILITY}
+                 "output": report_message(t.message), "tags": tags(t.task),
+                 "visibility": GRADESCOPE_VISIBILITY}
         if t.status == "passed":
             entry["status"] = "passed"
         elif t.status == "skipped":
-            entry["output"] = f"skipped: {t.message}".strip()
+            entry["output"] = f"skipped: {entry['output']}".strip()
         else:  # failed, or not run because the run was stopped
             entry["status"] = "failed"
-            entry["output"] = t.message or f"this test {t.status}"
+            entry["output"] = entry["output"] or f"this test {t.status}"
         entries.append(entry)
     return entries
 
@@ -88,7 +124,7 @@ def _gradescope_tests(r: ExerciseResult, number: int) -> list[dict]:
 def gradescope(results: list[ExerciseResult]) -> str:
     order = {e.id: n for n, e in enumerate(manifest.load())}  # 03_poll's tests are 3.1, 3.2, ...
     tests = [entry for r in results for entry in _gradescope_tests(r, order.get(r.id, 0))]
-    notes = [f"{r.id}: {r.message}" for r in results if r.message and r.tests]
+    notes = [f"{r.id}: {report_message(r.message)}" for r in results if r.message and r.tests]
     summary = ", ".join(f"{r.id} {_number(r.score)}/{_number(r.max_score)}" for r in results)
     return json.dumps({
         "score": sum(r.score for r in results),

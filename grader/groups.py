@@ -8,14 +8,13 @@ so the grader's process imports no test module."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import manifest
-from .runner import pytest_command, pytest_environment
+from .runner import planned_tests, pytest_command, pytest_environment
 
 
 @dataclass
@@ -43,11 +42,10 @@ def collect(exercise: manifest.Exercise, hidden: bool = True, visible: bool = Tr
         env["TMPDIR"] = tmp
         done = subprocess.run(cmd, cwd=tmp, env=env, stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=120)
-        try:
-            tests = json.loads(results.read_text())["tests"]
-        except (OSError, ValueError, KeyError) as exc:
+        tests = planned_tests(results)  # the runner reads the results file
+        if tests is None:
             raise RuntimeError(f"could not collect the tests of {exercise.id}:\n"
-                               f"{done.stdout[-2000:]}{done.stderr[-2000:]}") from exc
+                               f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
     groups: dict[str, Group] = {}
     for test in tests:
         key = "general" if test["task"] is None else str(test["task"])

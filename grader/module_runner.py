@@ -37,16 +37,25 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .failure import GradingFailure
-from .process import Limits, child_environment
+from .process import Limits, child_environment, output_lines
 from .sandbox import Confinement
 from .transcript import Transcript
+from .visible_text import visible
 
 TAIL_LINES = 25
+SHOW_CHARS = 300                # a shown output line is cut to this many characters
+# Of each of the child's stdout and stderr the grader keeps the start and
+# the end, and only counts the rest: its memory stays bounded whatever the
+# check prints.
+OUTPUT_HEAD_BYTES = 64 << 10
+OUTPUT_TAIL_BYTES = 256 << 10
 
 # The script the child runs. The check's source and the result file's path
 # arrive as arguments, so nothing the test writes is pasted into code.
@@ -157,9 +166,9 @@ class Outcome:
         text = []
         for title, body in ((f"stdout of the child process ({self.name})", self.stdout),
                             (f"stderr of the child process ({self.name})", self.stderr)):
-            lines = body.splitlines()[-TAIL_LINES:]
+            lines = output_lines(body)[-TAIL_LINES:]
             text.append(f"Last {title}:")
-            text += [f"    | {line}" for line in lines] or ["    (nothing)"]
+            text += [f"    | {_shown_line(line)}" for line in lines] or ["    (nothing)"]
         return "\n".join(text)
 
 
@@ -254,17 +263,25 @@ class ModuleRunner:
                                 pass_fds=confinement.pass_fds, preexec_fn=confinement.in_child)
         confinement.started(proc.pid)
         timed_out = False
+        # Like communicate(): the check has `timeout` seconds to exit and
+        # close both pipes; but only a bounded part of each is kept.
+        captures = [_Capture(proc.stdout), _Capture(proc.stderr)]
         try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill_group(proc.pid)
-            out, err = proc.communicate()
+            try:
+                deadline = time.monotonic() + timeout
+                for capture in captures:
+                    capture.join(deadline - time.monotonic())
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                _kill_group(proc.pid)
+                proc.wait()
+                for capture in captures:
+                    capture.join(None)
         finally:
             _kill_group(proc.pid)   # anything the check left behind in its group
             confinement.close()     # and anything that left the group
-        stdout = out.decode("utf-8", errors="replace")
-        stderr = err.decode("utf-8", errors="replace")
+        stdout, stderr = (capture.text() for capture in captures)
         if timed_out:
             return Outcome("timed out", stdout=stdout, stderr=stderr, name=name,
                            exit_note=f"it did not finish within {timeout:g} s (is it waiting "
@@ -285,6 +302,57 @@ class ModuleRunner:
         error = ErrorInfo.from_dict(payload["error"]) if payload.get("error") else None
         return Outcome(payload.get("status", "crashed"), value=value, error=error,
                        stdout=stdout, stderr=stderr, name=name)
+
+
+class _Capture:
+    """Reads one of the child's pipes to its end in a thread, keeping its
+    first OUTPUT_HEAD_BYTES and last OUTPUT_TAIL_BYTES."""
+
+    def __init__(self, pipe) -> None:
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.dropped = 0
+        self._pipe = pipe
+        self._thread = threading.Thread(target=self._read, name="check-output", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        fd = self._pipe.fileno()
+        try:
+            while chunk := os.read(fd, 1 << 20):
+                room = OUTPUT_HEAD_BYTES - len(self.head)
+                if room > 0:
+                    self.head += chunk[:room]
+                    chunk = chunk[room:]
+                self.tail += chunk
+                if len(self.tail) > OUTPUT_TAIL_BYTES:
+                    extra = len(self.tail) - OUTPUT_TAIL_BYTES
+                    self.dropped += extra
+                    del self.tail[:extra]
+        except OSError:
+            pass
+        finally:
+            self._pipe.close()
+
+    def join(self, timeout: float | None) -> None:
+        """Wait until the pipe is closed; TimeoutExpired if it is still open."""
+        self._thread.join(None if timeout is None else max(0.0, timeout))
+        if self._thread.is_alive():
+            raise subprocess.TimeoutExpired("check", timeout)
+
+    def text(self) -> str:
+        if not self.dropped:
+            return (self.head + self.tail).decode("utf-8", errors="replace")
+        return self.head.decode("utf-8", errors="replace") \
+            + f"\n[... {self.dropped} bytes not kept ...]\n" \
+            + self.tail.decode("utf-8", errors="replace")
+
+
+def _shown_line(line: str) -> str:
+    """One output line for a failure message: escaped, and cut to SHOW_CHARS."""
+    if len(line) > SHOW_CHARS:
+        return visible(line[:SHOW_CHARS]) + f" [... line of {len(line)} characters, cut]"
+    return visible(line)
 
 
 def _literal(value: Any) -> str:

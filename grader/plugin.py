@@ -8,7 +8,6 @@ student, and a JSON record of every test's result for `socklab grade`."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import random
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from . import manifest, ports, readme, sandbox
+from . import results_stream as stream
 from .client import LineClient
 from .failure import GradingFailure
 from .launch import start_server as _start_server
@@ -177,6 +177,23 @@ def workdir(request: pytest.FixtureRequest, exercise: manifest.Exercise) -> Path
 
 
 @pytest.fixture
+def submitted(request: pytest.FixtureRequest, exercise: manifest.Exercise) -> Path:
+    """The folder of the student's files as submitted: copied once, before
+    any program ran, and never shown to a program (each test's program gets
+    its own copy in `workdir`, which it may rewrite). Source rules read
+    their files here, not in `workdir`. Read it; never write to it."""
+    state: SocklabState = request.config.stash[STATE]
+    snap = state.snapshot_for(exercise, request.path)
+    if not snap.complete:
+        raise GradingFailure(
+            did=f"looked for your files for {exercise.id}: {', '.join(exercise.files)}",
+            expected="every file the exercise asks for, as a plain file",
+            got="; ".join(snap.problems),
+        )
+    return snap.folder
+
+
+@pytest.fixture
 def transcript(request: pytest.FixtureRequest) -> Transcript:
     """This test's record of the conversation (shown when the test fails)."""
     record = Transcript()
@@ -284,23 +301,28 @@ def _student_message(item: pytest.Item, excinfo) -> str | None:
     """Our failure text: the verdict, the transcript, each program's output,
     the seed and where to read up. None keeps pytest's own report (used for
     errors that are not a verdict on the student's program)."""
+    # At most failure.MESSAGE_CHARS long: each part is cut in the middle as
+    # needed (the reports rely on this cap), and control characters any part
+    # quotes from a program are escaped (grader.visible_text).
+    from .failure import MESSAGE_CHARS, fit_sections
+    from .visible_text import visible
     if not isinstance(excinfo.value, GradingFailure):
         return None
     transcript = item.stash.get(TRANSCRIPT, None)
     state: SocklabState = item.config.stash[STATE]
-    parts = [f"{item.name}", "", excinfo.value.render()]
+    sections = [f"{item.name}\n\n{excinfo.value.render()}"]
     if transcript is not None:
-        parts += ["", "Transcript (time since the test started, who, -> sent / <- received):",
-                  transcript.render()]
-        for program in transcript.programs:
-            parts += ["", program.output_tail()]
+        sections.append("Transcript (time since the test started, who, -> sent / <- received):\n"
+                        + transcript.render())
+        sections += [program.output_tail() for program in transcript.programs]
     exercise = manifest.for_path(item.path)
     task = task_of(item)
+    footer = f"Seed: {state.seed} (replay with --socklab-seed {state.seed})"
     if exercise is not None:
         where = readme.pointer(exercise, task)  # the README heading, word for word
-        parts += ["", f"Read more: {where}"]
-    parts.append(f"Seed: {state.seed} (replay with --socklab-seed {state.seed})")
-    return "\n".join(parts)
+        footer = f"Read more: {where}\n{footer}"
+    sections.append(footer)
+    return fit_sections([visible(text) for text in sections], MESSAGE_CHARS)
 
 
 def _text(longrepr) -> str:
@@ -312,12 +334,22 @@ def _text(longrepr) -> str:
 
 
 class ResultRecorder:
-    """Collects each test's outcome and points; writes them as JSON at the
-    end of the session (for `socklab grade`, which runs one process per
-    exercise, never xdist)."""
+    """Writes each test's outcome and points to the results file as the run
+    goes (see grader.results_stream): the plan after collection, a line
+    when a test starts, a line when it ends, the summary when the session
+    ends. A run the runner has to kill still leaves every finished test's
+    points and the name of the test that was running. Registered only
+    where tests run in this process (never in an xdist worker)."""
 
     def __init__(self, state: SocklabState) -> None:
         self.state = state
+        # Opened now, emptied, and kept open: each line is flushed at once.
+        self.out = open(state.results_path, "w", encoding="utf-8")
+
+    def _write(self, kind: str, **fields) -> None:
+        if not self.out.closed:
+            self.out.write(stream.line(kind, **fields))
+            self.out.flush()
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
@@ -329,6 +361,11 @@ class ResultRecorder:
                 "points": _marker_arg(item, "points", 0),
                 "task": task_of(item),
             }
+        self._write(stream.PLAN, version=stream.VERSION, seed=self.state.seed,
+                    tests=list(self.state.collected.values()))
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        self._write(stream.START, nodeid=nodeid)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         entry = self.state.outcomes.setdefault(report.nodeid, {"outcome": "passed", "message": ""})
@@ -338,18 +375,23 @@ class ResultRecorder:
             prefix = "cleanup after the test failed:\n" if report.when == "teardown" else ""
             entry.update(outcome="failed", message=prefix + _text(report.longrepr))
 
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        info = self.state.collected.get(nodeid)
+        if info is not None:
+            self._write(stream.RESULT, nodeid=nodeid, **self._result(info))
+
+    def _result(self, info: dict) -> dict:
+        """The RESULT_FIELDS of one test, from what pytest reported so far."""
+        result = self.state.outcomes.get(
+            info["nodeid"], {"outcome": stream.NOT_RUN, "message": "the test did not run"})
+        earned = info["points"] if result["outcome"] == stream.PASSED else 0
+        # A test skipped for the platform (say, Linux-only) checked
+        # nothing: it neither earns nor costs points.
+        most = 0 if result["outcome"] == stream.SKIPPED else info["points"]
+        return {"status": result["outcome"], "score": earned, "max_score": most,
+                "message": result["message"]}
+
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if not self.state.results_path:
-            return
-        tests = []
-        for nodeid, info in self.state.collected.items():
-            result = self.state.outcomes.get(
-                nodeid, {"outcome": "not run", "message": "the test did not run"})
-            earned = info["points"] if result["outcome"] == "passed" else 0
-            # A test skipped for the platform (say, Linux-only) checked
-            # nothing: it neither earns nor costs points.
-            most = 0 if result["outcome"] == "skipped" else info["points"]
-            tests.append({**info, "status": result["outcome"], "score": earned,
-                          "max_score": most, "message": result["message"]})
-        Path(self.state.results_path).write_text(json.dumps(
-            {"seed": self.state.seed, "exitstatus": int(exitstatus), "tests": tests}, indent=2))
+        tests = [{**info, **self._result(info)} for info in self.state.collected.values()]
+        self._write(stream.END, version=stream.VERSION, exitstatus=int(exitstatus), tests=tests)
+        self.out.close()

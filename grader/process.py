@@ -29,9 +29,48 @@ import ptyprocess
 from .failure import GradingFailure
 from .sandbox import Confinement
 from .transcript import Transcript
+from .visible_text import visible
 
-MAX_LINES = 200_000     # lines kept for matching; a runaway printer is cut off
-TAIL_LINES = 25
+# What the grader keeps of a program's stdout. Its memory must stay bounded
+# whatever a program prints (a line of a gigabyte, a million lines), so it
+# keeps the first lines for good and a sliding window of the recent ones,
+# and counts what it dropped.
+LINE_BYTES = 8 << 10        # bytes kept of one line; the rest of the line is counted, not kept
+HEAD_LINES = 1000           # the first lines, kept for good...
+HEAD_BYTES = 64 << 10       # ...up to this many characters in all
+WINDOW_BYTES = 16 << 20     # then recent lines, each charged its length plus
+LINE_OVERHEAD = 64          # this (a Python string's own size), up to this many bytes...
+MAX_LINES = 200_000         # ...and this many lines; older ones are dropped
+# Once a program's output has ended (it exited, or was stopped), what is
+# left to do with it is a few checks and the failure message; but the test
+# session keeps every Program until it ends, so its window shrinks to this.
+ENDED_WINDOW_BYTES = 256 << 10
+READ_BYTES = 64 << 10       # one read from the terminal (it hands out ~4-25 KiB at a time;
+                            # asking for more only makes each read allocate more)
+# What is shown of it (and of stderr) under a failure message.
+TAIL_LINES = 25             # last lines of stdout and of stderr shown
+SHOW_HEAD_LINES = 5         # first stdout lines also shown when some in between were dropped
+SHOW_CHARS = 300            # a shown line is cut to this many characters
+OUTPUT_TAIL_CHARS = 24 << 10    # output_tail() never returns more than this
+# stderr goes to a file (capped by the file-size limit); stderr() reads at
+# most this much of its start and of its end, never the whole file.
+STDERR_HEAD_BYTES = 64 << 10
+STDERR_TAIL_BYTES = 256 << 10
+# The most a program may print on stdout in one run. Past it the grader
+# stops the program, as it would one over its memory or CPU limit: every
+# byte goes through a terminal at a few hundred MB/s, so a program printing
+# without end would cost the grader seconds at each of its starts (a test
+# suite starts a program tens of times). The exercises' programs print a
+# few kilobytes, and at most about 8 MiB (01 logs what a client sends, and a
+# test sends 7 MB): 32 MiB leaves room for a more talkative style.
+STDOUT_BUDGET = 32 << 20
+
+
+class CutLine(str):
+    """A stdout line longer than LINE_BYTES: its first LINE_BYTES bytes,
+    with `total`, the length in bytes of the whole line."""
+
+    total: int
 
 
 @dataclass
@@ -98,9 +137,23 @@ class Program:
     writable: list[Path] = field(default_factory=list)   # more folders it may write
 
     def __post_init__(self) -> None:
-        self.lines: list[str] = []
-        self._partial = b""
-        self._cursor = 0
+        self._head: list[str] = []          # the first lines (HEAD_LINES, HEAD_BYTES)
+        self._head_bytes = 0
+        self._head_closed = False
+        self._recent: list[str | None] = []  # the window: _recent[_first:] are kept
+        self._first = 0
+        self._recent_bytes = 0
+        self._window_start = 0              # the line number of _recent[_first]
+        self._count = 0                     # lines seen in all
+        self._dropped_bytes = 0             # of lines dropped and of the cut ends of long lines
+        self._cut_lines = 0
+        self._unread_dropped = 0            # lines dropped before expect_line reached them
+        self._printed = 0                   # bytes read from stdout in all
+        self.over_budget = False            # stopped for printing more than STDOUT_BUDGET
+        self._partial = bytearray()         # the line being received, at most LINE_BYTES of it
+        self._partial_len = 0               # its whole length so far
+        self._partial_cr = False            # whether it ends with \r so far
+        self._cursor = 0                    # the line number expect_line looks at next
         self._eof = False
         self._cond = threading.Condition()
         self._exit: Exit | None = None
@@ -146,7 +199,7 @@ class Program:
             try:
                 if not poller.poll(200):
                     continue
-                chunk = os.read(fd, 65536)
+                chunk = os.read(fd, READ_BYTES)
             except OSError as exc:
                 if exc.errno in (errno.EIO, errno.EBADF):
                     chunk = b""  # Linux reports the closed terminal as EIO
@@ -156,21 +209,118 @@ class Program:
                 chunk = b""
             with self._cond:
                 if not chunk:
-                    if self._partial:
-                        self._store(self._partial)
-                        self._partial = b""
+                    if self._partial_len:
+                        self._end_line(b"", 0, 0)
+                    self._evict(ENDED_WINDOW_BYTES)
                     self._eof = True
                     self._cond.notify_all()
                     return
-                data = self._partial + chunk
-                *complete, self._partial = data.split(b"\n")
-                for raw in complete:
-                    self._store(raw)
+                self._take(chunk)
+                self._printed += len(chunk)
+                if self._printed > STDOUT_BUDGET and not self.over_budget:
+                    self._stop_for_printing()
                 self._cond.notify_all()
 
-    def _store(self, raw: bytes) -> None:
-        if len(self.lines) < MAX_LINES:
-            self.lines.append(raw.rstrip(b"\r").decode("utf-8", errors="replace"))
+    def _stop_for_printing(self) -> None:
+        """Over STDOUT_BUDGET: kill the program (lock held; it then exits by
+        SIGKILL and its output ends) and say why in the transcript."""
+        self.over_budget = True
+        self.transcript.note(self.name, f"printed more than {STDOUT_BUDGET >> 20} MiB on stdout: "
+                                        "stopped by the grader (a program may print at most "
+                                        f"{STDOUT_BUDGET >> 20} MiB in one run)")
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _take(self, chunk: bytes) -> None:
+        """Split what was read into lines (lock held). Newlines are found
+        with bytes.find, so a long line costs one search per read, and
+        nothing of it beyond LINE_BYTES is ever copied."""
+        start = 0
+        while True:
+            end = chunk.find(b"\n", start)
+            if end < 0:
+                break
+            self._end_line(chunk, start, end)
+            start = end + 1
+        if start < len(chunk):
+            room = LINE_BYTES - len(self._partial)
+            if room > 0:
+                self._partial += chunk[start:start + room]
+            self._partial_len += len(chunk) - start
+            self._partial_cr = chunk[-1] == 13
+
+    def _end_line(self, chunk: bytes, start: int, end: int) -> None:
+        if not self._partial_len and end - start <= LINE_BYTES:
+            self._store(chunk[start:end], end - start)
+            return
+        room = LINE_BYTES - len(self._partial)
+        if room > 0:
+            self._partial += chunk[start:min(end, start + room)]
+        # the terminal ends lines with \r\n: the \r is not part of the line
+        cr = chunk[end - 1] == 13 if end > start else self._partial_cr
+        raw, total = bytes(self._partial), self._partial_len + end - start - cr
+        self._partial.clear()
+        self._partial_len = 0
+        self._store(raw, total)
+
+    def _store(self, raw: bytes, total: int) -> None:
+        """Keep one line (lock held): in the head while it has room, else
+        in the window, dropping the window's oldest lines to stay in bounds."""
+        if total > len(raw):
+            line = CutLine(raw.decode("utf-8", errors="replace"))
+            line.total = total
+            self._cut_lines += 1
+            self._dropped_bytes += total - len(raw)
+        else:
+            line = raw.rstrip(b"\r").decode("utf-8", errors="replace")
+        self._count += 1
+        if not self._head_closed:
+            if len(self._head) < HEAD_LINES and self._head_bytes + len(line) <= HEAD_BYTES:
+                self._head.append(line)
+                self._head_bytes += len(line)
+                return
+            self._head_closed = True
+            self._window_start = self._count - 1
+        self._recent.append(line)
+        self._recent_bytes += len(line) + LINE_OVERHEAD
+        self._evict(WINDOW_BYTES)
+
+    def _evict(self, most_bytes: int) -> None:
+        """Drop the window's oldest lines until it holds at most `most_bytes`
+        and MAX_LINES (lock held)."""
+        while self._recent_bytes > most_bytes or len(self._recent) - self._first > MAX_LINES:
+            old = self._recent[self._first]
+            self._recent[self._first] = None
+            self._first += 1
+            self._window_start += 1
+            self._recent_bytes -= len(old) + LINE_OVERHEAD
+            self._dropped_bytes += len(old) if old.isascii() else len(old.encode("utf-8", "replace"))
+        if self._first > 4096 and 2 * self._first > len(self._recent):
+            del self._recent[:self._first]
+            self._first = 0
+
+    def _line_at(self, number: int) -> str | None:
+        """Line `number` (0 = the first printed), or None if it was dropped."""
+        if number < len(self._head):
+            return self._head[number]
+        if number < self._window_start:
+            return None
+        return self._recent[self._first + number - self._window_start]
+
+    @property
+    def lines(self) -> list[str]:
+        """The stdout lines kept, in order: all of them unless the program
+        printed more than the grader keeps (see dropped())."""
+        with self._cond:
+            return self._head + self._recent[self._first:]
+
+    def dropped(self) -> tuple[int, int, int]:
+        """(lines dropped, bytes dropped, lines cut to LINE_BYTES) of stdout."""
+        with self._cond:
+            return self._window_start - len(self._head) if self._head_closed else 0, \
+                self._dropped_bytes, self._cut_lines
 
     def expect_line(self, pattern: str | re.Pattern, timeout: float = 5.0,
                     did: str = "", literal: bool = False) -> re.Match:
@@ -181,8 +331,12 @@ class Program:
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                while self._cursor < len(self.lines):
-                    line = self.lines[self._cursor]
+                while self._cursor < self._count:
+                    line = self._line_at(self._cursor)
+                    if line is None:    # dropped before we got to read it
+                        self._unread_dropped += self._window_start - self._cursor
+                        self._cursor = self._window_start
+                        continue
                     self._cursor += 1
                     match = regex.match(line)
                     if match:
@@ -191,6 +345,7 @@ class Program:
                 if self._eof or remaining <= 0:
                     break
                 self._cond.wait(remaining)
+            unread = self._unread_dropped
         shown = pattern if isinstance(pattern, str) else pattern.pattern
         if self._eof:
             status = self.wait_exit(2.0)
@@ -198,6 +353,12 @@ class Program:
                   "without printing that line."
         else:
             got = f"no such line within {timeout:g} s."
+        if unread:
+            got += f" ({unread} lines of its output were dropped unread: it printed " \
+                   "more than the grader keeps.)"
+        if self.over_budget:
+            got += (f" The grader stopped it: it printed more than {STDOUT_BUDGET >> 20} MiB on "
+                    "stdout, the most a program may print in one run.")
         raise GradingFailure(
             did=did or f"started {self.name} and read its output",
             expected=f"{self.name} prints a line matching: {shown}",
@@ -206,8 +367,7 @@ class Program:
 
     def has_line(self, pattern: str) -> bool:
         regex = re.compile(pattern)
-        with self._cond:
-            return any(regex.match(line) for line in self.lines)
+        return any(regex.match(line) for line in self.lines)
 
     def wait_for_eof(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -220,25 +380,70 @@ class Program:
         return True
 
     def stderr(self) -> str:
+        """What the program wrote to stderr: all of it if short, else its
+        first STDERR_HEAD_BYTES and last STDERR_TAIL_BYTES with a note
+        between (the file is never read whole)."""
         try:
-            return self._stderr_path.read_bytes().decode("utf-8", errors="replace")
+            with open(self._stderr_path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size <= STDERR_HEAD_BYTES + STDERR_TAIL_BYTES:
+                    return f.read(STDERR_HEAD_BYTES + STDERR_TAIL_BYTES).decode("utf-8", errors="replace")
+                head = f.read(STDERR_HEAD_BYTES)
+                f.seek(size - STDERR_TAIL_BYTES)
+                tail = f.read(STDERR_TAIL_BYTES)
         except OSError:
             return ""
+        skipped = size - len(head) - STDERR_TAIL_BYTES
+        return head.decode("utf-8", errors="replace") \
+            + f"\n[... {skipped} bytes of stderr not shown ...]\n" \
+            + tail.decode("utf-8", errors="replace")
 
     def stdout(self) -> str:
+        """The kept stdout lines as one text, with a note where lines were dropped."""
         with self._cond:
-            return "\n".join(self.lines)
+            gap = self._window_start - len(self._head) if self._head_closed else 0
+            parts = self._head + ([f"[... {gap} lines of stdout not kept ...]"] if gap else []) \
+                + self._recent[self._first:]
+        return "\n".join(parts)
 
     def output_tail(self) -> str:
+        """The end of stdout and stderr for a failure message: lines
+        escaped (see visible_text) and shortened for display, and what the
+        grader dropped said in numbers. At most OUTPUT_TAIL_CHARS long."""
         with self._cond:
-            out = self.lines[-TAIL_LINES:]
-            cut = len(self.lines) - len(out)
-        err = self.stderr().splitlines()[-TAIL_LINES:]
-        text = [f"Last stdout lines of {self.name}" + (f" ({cut} earlier not shown)" if cut else "") + ":"]
-        text += [f"    | {line}" for line in out] or ["    (nothing)"]
+            count = self._count
+            gap = self._window_start - len(self._head) if self._head_closed else 0
+            start = max(0, count - TAIL_LINES)
+            first = [self._line_at(i) for i in range(min(SHOW_HEAD_LINES, start))] if gap else []
+            last = [line for line in map(self._line_at, range(start, count)) if line is not None]
+            dropped_bytes, cut = self._dropped_bytes, self._cut_lines
+            partial = self._partial_len
+        text = []
+        if gap or cut or partial > LINE_BYTES:
+            note = [f"{self.name} printed {count} lines on stdout"]
+            if gap:
+                note.append(f"{gap} lines in the middle were not kept")
+            if cut:
+                note.append(f"{cut} lines longer than {LINE_BYTES} bytes were cut to that")
+            if partial > LINE_BYTES:
+                note.append(f"a line of {partial} bytes without an end was being printed")
+            note.append(f"{dropped_bytes + max(0, partial - LINE_BYTES)} bytes were dropped "
+                        "in all (the grader keeps a bounded part of a program's output)")
+            text.append("; ".join(note) + ".")
+        if first:
+            text.append(f"First stdout lines of {self.name}:")
+            text += [_shown(line) for line in first]
+        shown_more = count - len(last) - len(first)
+        text.append(f"Last stdout lines of {self.name}"
+                    + (f" ({shown_more} earlier not shown)" if shown_more else "") + ":")
+        text += [_shown(line) for line in last] or ["    (nothing)"]
+        err = output_lines(self.stderr())[-TAIL_LINES:]
         text.append(f"Last stderr lines of {self.name}:")
-        text += [f"    | {line}" for line in err] or ["    (nothing)"]
-        return "\n".join(text)
+        text += [_shown(line) for line in err] or ["    (nothing)"]
+        out = "\n".join(text)
+        if len(out) > OUTPUT_TAIL_CHARS:
+            out = out[:OUTPUT_TAIL_CHARS - 40] + "\n    [... output cut here ...]"
+        return out
 
     # -- input --------------------------------------------------------------
 
@@ -394,6 +599,27 @@ def start_peer(program: Program, code: str, *args: str, **popen) -> subprocess.P
     else:
         argv = [sys.executable, "-c", code, *args]
     return subprocess.Popen(argv, **popen)
+
+
+def output_lines(text: str) -> list[str]:
+    """`text` split at newlines only (a line ending \\r\\n loses its \\r):
+    a lone \\r or other control character stays in its line, to be shown
+    escaped, not taken for a line break as str.splitlines() would."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def _shown(line: str) -> str:
+    """One output line as shown under a failure: control characters
+    escaped, cut to SHOW_CHARS characters with a note."""
+    total = line.total if isinstance(line, CutLine) else None
+    text = visible(line[:SHOW_CHARS])
+    if len(text) > SHOW_CHARS or len(line) > SHOW_CHARS or total:
+        size = f"{total} bytes" if total else f"{len(line)} characters"
+        text = text[:SHOW_CHARS] + f" [... line of {size}, cut]"
+    return "    | " + text
 
 
 def python_argv(script: Path, *args: str) -> list[str]:

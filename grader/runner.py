@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import manifest, sandbox
+from . import results_stream as stream
 from .jail import LEFTOVER_PREFIX
-from .submission import locate
+from .submission import link_problem, locate
 
 GRADING_INI = Path(__file__).resolve().parent / "grading.ini"
 EXERCISE_TIMEOUT = 600  # seconds for a whole exercise, whatever its tests do
@@ -104,16 +105,25 @@ def grade_exercise(exercise: manifest.Exercise, submission: Path, select: str | 
     started = time.monotonic()
     if isolate_net is None:
         isolate_net = sandbox.network_isolation_available()
-    if locate(submission, exercise) is None:
+    source = locate(submission, exercise)
+    if source is None:
         return ExerciseResult(exercise.id, 0, exercise.points,
                               message=f"no folder {exercise.id}/ (or its files "
                                       f"{', '.join(exercise.files)}) in {submission}")
+    refused = link_problem(source)
+    if refused is not None:  # root/<id> is a link (the root itself was resolved)
+        return ExerciseResult(exercise.id, 0, exercise.points, message=refused,
+                              seconds=time.monotonic() - started)
     with tempfile.TemporaryDirectory(prefix="socklab-grade-") as tmp:
         results = Path(tmp) / "results.json"
         work = Path(tmp) / "work"
         work.mkdir()
+        # A student's own run of the visible tests (hidden=False, `socklab
+        # status`) needs no sandbox, as `pytest exercises/...` has none.
         cmd = jail_command(pytest_command(exercise, Path(submission).resolve(), results,
-                                          select, tasks, hidden=hidden), isolate_net, work)
+                                          select, tasks, hidden=hidden,
+                                          sandbox_mode="auto" if hidden else "off"),
+                           isolate_net, work)
         env = pytest_environment()
         # Everything the run creates lives below our folder, which goes away
         # below even if the run had to be killed before it could clean up
@@ -134,11 +144,10 @@ def grade_exercise(exercise: manifest.Exercise, submission: Path, select: str | 
             except ProcessLookupError:
                 pass
         text = output.decode("utf-8", errors="replace")
-        result = _read_results(exercise, results, text)
-    if timed_out:
-        result.message = (f"grading {exercise.id} took longer than {timeout:g} s and was stopped; "
-                          "tests that had not finished score 0. " + result.message).strip()
-    leftovers = [line for line in text.splitlines() if line.startswith(LEFTOVER_PREFIX)]
+        result = _read_results(exercise, results, text, stopped_after=timeout if timed_out else None)
+    # On a timeout the jail stops the whole run by design: nothing to report.
+    leftovers = [line for line in text.splitlines()
+                 if line.startswith(LEFTOVER_PREFIX)] if not timed_out else []
     if leftovers:
         result.message = (result.message + " " + leftovers[-1].replace(
             "socklab-jail: ", "after the tests, the grader ")).strip()
@@ -146,22 +155,132 @@ def grade_exercise(exercise: manifest.Exercise, submission: Path, select: str | 
     return result
 
 
-def _read_results(exercise: manifest.Exercise, path: Path, output: str) -> ExerciseResult:
+def _read_records(path: Path) -> list[dict]:
+    """Every whole record of the results file (grader.results_stream). A
+    line cut short by a kill is not valid JSON and is dropped."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        tail = "\n".join(output.splitlines()[-30:])
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    records = []
+    for raw in text.splitlines():
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get(stream.KIND) in stream.FIELDS:
+            records.append(record)
+    return records
+
+
+def planned_tests(path: Path) -> list[dict] | None:
+    """The tests a run collected (TEST_FIELDS of each, in order), from its
+    results file; None when the file holds no plan this grader reads. Used
+    by grader.groups, which runs pytest with --collect-only."""
+    plan = next((r for r in _read_records(path) if r[stream.KIND] == stream.PLAN), None)
+    if plan is None or plan.get("version") != stream.VERSION:
+        return None
+    return plan["tests"]
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _read_results(exercise: manifest.Exercise, path: Path, output: str,
+                  stopped_after: float | None = None) -> ExerciseResult:
+    """The exercise's result from the results file, however far the run got.
+    `stopped_after`: the run was killed at the exercise's time limit (that
+    many seconds). A finished run's summary is taken as it is; otherwise the
+    tests that finished keep their points, the one that was running scores
+    0 with a message naming it, and the rest are "not run"."""
+    records = _read_records(path)
+    plan = next((r for r in records if r[stream.KIND] == stream.PLAN), None)
+    end = next((r for r in reversed(records) if r[stream.KIND] == stream.END), None)
+    tail = "\n".join(output.splitlines()[-30:])
+    header = end or plan
+    if header is None or header.get("version") != stream.VERSION:
+        if header is not None:
+            why = (f"results in format version {header.get('version')}, where this grader "
+                   f"reads version {stream.VERSION}")
+        elif stopped_after is not None:
+            why = f"no test had started after {stopped_after:g} s, when it was stopped"
+        else:
+            why = "no results"
         return ExerciseResult(exercise.id, 0, exercise.points,
-                              message=f"the test run for {exercise.id} produced no results "
+                              message=f"the test run for {exercise.id} produced {why} "
                                       f"(a grader problem, not yours). Its output ended with:\n{tail}")
-    tests = [TestResult(name=t["name"], score=t["score"], max_score=t["max_score"],
-                        status=t["status"], message=t["message"], task=t.get("task"),
-                        nodeid=t["nodeid"]) for t in data["tests"]]
+    if end is not None:
+        tests = [_test_result(t, t) for t in end["tests"]]
+        result = ExerciseResult(exercise.id, sum(t.score for t in tests),
+                                sum(t.max_score for t in tests), tests)
+        if end["exitstatus"] not in (0, 1):
+            result.message = f"pytest ended with status {end['exitstatus']}"
+        return result
+
+    finished = {r["nodeid"]: r for r in records if r[stream.KIND] == stream.RESULT}
+    starts = [r["nodeid"] for r in records if r[stream.KIND] == stream.START]
+    running = starts[-1] if starts and starts[-1] not in finished else None
+    running_name = next((t["name"] for t in plan["tests"] if t["nodeid"] == running), running)
+    if stopped_after is not None:
+        cut = (f"grading stopped after {stopped_after:g} s while `{running_name}` was running: "
+               "it had not finished when the time for the whole exercise ran out. A program "
+               "that stops answering (it waits for something that never comes, or loops "
+               "forever) keeps a test waiting like this.")
+        unstarted = f"not run: grading stopped after {stopped_after:g} s, before this test started"
+    else:
+        cut = (f"the test run stopped while `{running_name}` was running, before it finished "
+               "(a grader problem, not yours)")
+        unstarted = "not run: the test run stopped before this test started"
+    tests = []
+    for info in plan["tests"]:
+        nodeid = info["nodeid"]
+        if nodeid in finished:
+            tests.append(_test_result(info, finished[nodeid]))
+        elif nodeid == running:
+            tests.append(_test_result(info, {"status": stream.FAILED, "score": 0,
+                                             "max_score": info["points"], "message": cut}))
+        else:
+            tests.append(_test_result(info, {"status": stream.NOT_RUN, "score": 0,
+                                             "max_score": info["points"], "message": unstarted}))
     result = ExerciseResult(exercise.id, sum(t.score for t in tests),
                             sum(t.max_score for t in tests), tests)
-    if data.get("exitstatus") not in (0, 1):
-        result.message = f"pytest ended with status {data.get('exitstatus')}"
+    if running is not None:
+        where = f" while `{running_name}` was running"
+    else:
+        where = " between two tests" if starts else " before any test started"
+    summary = _what_was_kept(sum(t.nodeid in finished for t in tests),
+                             running_name if running is not None else None,
+                             sum(t.status == stream.NOT_RUN for t in tests))
+    if stopped_after is not None:
+        result.message = (f"grading {exercise.id} took longer than {stopped_after:g} s and was "
+                          f"stopped{where}: {summary}.")
+    else:
+        result.message = (f"the test run for {exercise.id} ended early{where} (a grader problem, "
+                          f"not yours): {summary}. Its output ended with:\n{tail}")
     return result
+
+
+def _what_was_kept(done: int, running: str | None, waiting: int) -> str:
+    """'the 3 tests that finished keep their points; `test_x` and the 2
+    tests that had not started score 0', in words that fit each count."""
+    kept = {0: "no test had finished", 1: "the one test that finished keeps its points"}.get(
+        done, f"the {done} tests that finished keep their points")
+    if running and waiting:
+        return f"{kept}; `{running}` and the {_plural(waiting, 'test')} that had not started score 0"
+    if running:
+        return f"{kept}; `{running}` scores 0"
+    if waiting:
+        verb = "scores" if waiting == 1 else "score"
+        return f"{kept}; the {_plural(waiting, 'test')} that had not started {verb} 0"
+    return kept
+
+
+def _test_result(info: dict, outcome: dict) -> TestResult:
+    """A TestResult from a test's plan entry and its outcome (RESULT_FIELDS)."""
+    return TestResult(name=info["name"], score=outcome["score"], max_score=outcome["max_score"],
+                      status=outcome["status"], message=outcome["message"], task=info.get("task"),
+                      nodeid=info["nodeid"])
 
 
 def grade(submission: Path, exercise_ids: list[str] | None = None,

@@ -346,18 +346,15 @@ class Confinement:
             return spawned_pid   # bwrap failed: its message is on the program's stderr
         deadline = time.monotonic() + timeout
         while True:
-            try:
-                inits = psutil.Process(spawned_pid).children()
-                if inits:
-                    self.init_pid = inits[0].pid
-                    programs = inits[0].children()
-                    if programs:
-                        return programs[0].pid
-            except psutil.Error:
-                return spawned_pid
+            inits = _children(spawned_pid)
+            if inits:
+                self.init_pid = inits[0]
+                programs = _children(self.init_pid)
+                if programs:
+                    return programs[0]
             if self.exit_status() is not None or time.monotonic() > deadline:
                 return self.init_pid or spawned_pid
-            time.sleep(0.002)
+            time.sleep(0.001)
 
     def _read_status(self, timeout: float, until: bytes) -> bool:
         deadline = time.monotonic() + timeout
@@ -478,6 +475,22 @@ class Confinement:
                 if time.monotonic() > deadline:
                     return killed  # left for the runner's sweep; never hang
                 time.sleep(0.01)
+
+
+def _children(pid: int) -> list[int]:
+    """The children of `pid`, oldest first: the kernel's own list where it
+    keeps one (cheap), else a scan of /proc by psutil."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except FileNotFoundError:
+        try:
+            return [c.pid for c in sorted(psutil.Process(pid).children(),
+                                          key=lambda c: c.create_time())]
+        except psutil.Error:
+            return []
+    except (OSError, ValueError):
+        return []
 
 
 def _ns_pids(pid: int) -> list[int]:

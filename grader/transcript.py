@@ -1,7 +1,9 @@
 """A record of one test's conversation: what each client sent and received,
 and what each program printed, in the order it happened. Rendered into the
 failure message so a student sees exactly what their program was told and
-what it answered."""
+what it answered. Everything a program sent is shown escaped (see
+grader.visible_text) and shortened, so the rendering is bounded and safe
+to print on a terminal."""
 
 from __future__ import annotations
 
@@ -9,8 +11,11 @@ import threading
 import time
 from dataclasses import dataclass
 
+from .visible_text import visible
+
 MAX_EVENTS = 400        # older events are summarised, not shown
 MAX_TEXT = 300          # one event's text is cut beyond this
+MAX_NOTE = 1000         # a note (which may quote a program's error) is cut beyond this
 
 
 @dataclass
@@ -43,6 +48,8 @@ class Transcript:
         self._add(actor, "<-", _show(data))
 
     def note(self, actor: str, text: str) -> None:
+        if len(text) > MAX_NOTE:
+            text = text[:MAX_NOTE - 40] + f"... ({len(text)} characters)"
         self._add(actor, "**", text)
 
     def render(self) -> str:
@@ -57,16 +64,17 @@ class Transcript:
             lines.append(f"   ... {dropped} earlier events not shown ...")
         for e in events:
             lines.append(f"{e.at:7.3f}s  {e.actor:<{width}} {e.arrow} {e.text}")
-        return "\n".join(lines)
+        return visible("\n".join(lines))
 
 
 def _show(data: bytes | str) -> str:
     """A readable, unambiguous one-line form of some bytes or text."""
-    if isinstance(data, bytes):
-        text = data.decode("utf-8", errors="backslashreplace")
-    else:
-        text = data
+    # Only the start is ever shown: cut before repr(), so a megabyte
+    # received costs no more than a line.
+    head = data[:MAX_TEXT]
+    text = head.decode("utf-8", errors="backslashreplace") if isinstance(head, bytes) else head
     shown = repr(text)
-    if len(shown) > MAX_TEXT:
-        shown = shown[: MAX_TEXT - 20] + f"... ({len(text)} characters)"
-    return shown
+    if len(shown) > MAX_TEXT or len(data) > MAX_TEXT:
+        unit = "bytes" if isinstance(data, bytes) else "characters"
+        shown = shown[: MAX_TEXT - 20] + f"... ({len(data)} {unit})"
+    return visible(shown)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from grader import manifest, sandbox
+from grader import bubblewrap, manifest
 from private_tmp import scratch  # noqa: F401  (a fixture)
 from support import build_submission
 
@@ -33,10 +34,26 @@ def read_case(name: str) -> dict:
     return tomllib.loads((CASES_DIR / name / "case.toml").read_text())
 
 
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")   # C0 but newline and tab, DEL, C1
+
+
+def need_sandbox() -> None:
+    """Skip where bubblewrap cannot run, except on CI, which must prove it."""
+    reason = bubblewrap.unavailable_reason()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must be able to sandbox student programs: {reason}")
+        pytest.skip(reason)
+
+
 def make_submission(name: str, spec: dict, dest: Path) -> Path:
     exercise = manifest.get(spec["exercise"])
     if spec["base"] == "solution":
         return build_submission(dest, exercise, spec)
+    if spec["base"] == "link":   # the exercise folder is a link into the course
+        dest.mkdir(parents=True)
+        (dest / exercise.id).symlink_to(manifest.COURSE_ROOT / spec["link_to"])
+        return dest
     folder = dest / exercise.id
     folder.mkdir(parents=True)
     if spec["base"] == "stub":  # the exercise's stub, with the case's files beside it
@@ -50,7 +67,75 @@ def make_submission(name: str, spec: dict, dest: Path) -> Path:
 
 def tree_digest(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+            for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+class Secrets:
+    """Secrets planted where a graded program must never look, each a
+    random string that must appear in no report: a file in the course's
+    own .git, a classmate's submission beside the student, two other
+    copies of the course (one a git repository) beside the class and in
+    /tmp, and a variable in the grader's environment."""
+
+    def __init__(self, root: Path, exercise: manifest.Exercise) -> None:
+        self.values: dict[str, str] = {}
+        self.cleanup: list[Path] = []
+        git = manifest.COURSE_ROOT / ".git"
+        if git.is_dir():
+            path = git / f"socklab-canary-{uuid.uuid4().hex}"
+            path.write_text(self._new("the course's .git") + "\n")
+            self.cleanup.append(path)
+        classmate = root / "class" / "classmate" / exercise.id
+        classmate.mkdir(parents=True)
+        for name in exercise.files:
+            text = (exercise.solution_folder / name).read_text()
+            (classmate / name).write_text(f"# {self._new('a classmate')}\n" + text)
+        copy = root / "course-copy"
+        for folder in ("exercises", f"solutions/{exercise.id}", f"grader/hidden/{exercise.id}"):
+            (copy / folder).mkdir(parents=True)
+        shutil.copyfile(manifest.EXERCISES_DIR / "manifest.toml", copy / "exercises" / "manifest.toml")
+        for name in exercise.files:
+            (copy / "solutions" / exercise.id / name).write_text(
+                f"# {self._new('a copy of the course')}\n" + (exercise.solution_folder / name).read_text())
+        (copy / "grader" / "hidden" / exercise.id / "test_hidden.py").write_text(
+            f"# {self._new('a copy of the hidden suite')}\n")
+        subprocess.run(["git", "init", "-q", str(copy)], check=True)
+        subprocess.run(["git", "-C", str(copy), "add", "-A"], check=True)
+        subprocess.run(["git", "-C", str(copy), "-c", "user.name=x", "-c", "user.email=x@x",
+                        "commit", "-qm", "course"], check=True)
+        elsewhere = Path("/tmp") / f"socklab-course-copy-{uuid.uuid4().hex}"
+        shutil.copytree(copy, elsewhere, symlinks=True)
+        self.cleanup.append(elsewhere)
+        self.env = {"SOCKLAB_CANARY": self._new("the grader's environment")}
+        hidden = exercise.hidden_tests()[0].read_text().split("\n")[0].strip('"')
+        if len(hidden) > 30:
+            self.values[hidden] = "the hidden suite's first line"
+
+    def _new(self, where: str) -> str:
+        value = f"socklab-secret-{uuid.uuid4().hex}"
+        self.values[value] = where
+        return value
+
+    def leaked(self, text: str) -> list[str]:
+        return [f"{where} ({value[:40]})" for value, where in self.values.items() if value in text]
+
+    def remove(self) -> None:
+        for path in self.cleanup:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def strays_in(folders: list[Path]) -> list[str]:
+    """Files a hostile program names socklab-stray-* in shared places."""
+    found = []
+    for folder in folders:
+        try:
+            found += [str(p) for p in folder.iterdir() if p.name.startswith("socklab-stray")]
+        except OSError:
+            pass
+    return found
 
 
 def processes_touching(folder: Path) -> list[str]:
@@ -71,8 +156,8 @@ def listening_sockets_of(pids: set[int]) -> list[str]:
             if c.status == psutil.CONN_LISTEN and c.pid in pids]
 
 
-def test_the_corpus_has_the_kinds_the_issue_lists():
-    assert len(CASES) >= 12, CASES
+def test_the_corpus_has_the_kinds_the_issues_list():
+    assert len(CASES) >= 22, CASES
 
 
 @pytest.mark.timeout(400)
@@ -80,10 +165,13 @@ def test_the_corpus_has_the_kinds_the_issue_lists():
 def test_adversarial_submission(name, scratch):
     tmp_path = scratch
     spec = read_case(name)
-    if spec.get("needs") == "file-system-confinement" and not sandbox.mount_namespaces_available():
-        pytest.skip("this case deletes files outside its folder; only a confined program "
-                    "(grader run as root, with mount namespaces) is stopped from doing so")
+    need_sandbox()
+    exercise = manifest.get(spec["exercise"])
     submission = make_submission(name, spec, tmp_path / "class" / "student")
+    secrets = Secrets(tmp_path, exercise)
+    shared = [Path("/tmp"), Path("/dev"), Path("/dev/shm"), manifest.COURSE_ROOT,
+              manifest.EXERCISES_DIR / exercise.id, manifest.SOLUTIONS_DIR / exercise.id]
+    strays_before = set(strays_in(shared))
     before = tree_digest(tmp_path / "class")
     runtime_tmp = tmp_path / "tmp"
     workdir = tmp_path / "cwd"
@@ -93,7 +181,7 @@ def test_adversarial_submission(name, scratch):
     already = {p for p in watched if p.exists()}
     canary = Path("/tmp") / f"socklab-canary-{uuid.uuid4().hex}"
     canary.write_text("a file outside the submission that must survive grading\n")
-    env = {**os.environ, "TMPDIR": str(runtime_tmp)}
+    env = {**os.environ, "TMPDIR": str(runtime_tmp), **secrets.env}
     command = [*SOCKLAB, "grade", str(submission), "--exercise", spec["exercise"],
                "--format", "json"]
     if "exercise_timeout" in spec:
@@ -104,15 +192,36 @@ def test_adversarial_submission(name, scratch):
                               timeout=spec["budget_seconds"] + 120)
         elapsed = time.monotonic() - started
         canary_survived = canary.exists()
+        verbose = None
+        if spec.get("no_control_characters"):
+            verbose = subprocess.run([*SOCKLAB, "grade", str(submission), "--exercise",
+                                      spec["exercise"], "-v"], cwd=workdir, env=env,
+                                     capture_output=True, text=True, timeout=300)
     finally:
         canary.unlink(missing_ok=True)
+        secrets.remove()
     assert done.returncode == 0, f"socklab grade failed on {name}:\n{done.stderr[-3000:]}"
     result = json.loads(done.stdout)["exercises"][spec["exercise"]]
+
+    # Nothing planted anywhere reached the report (or the grader's own output).
+    leaks = secrets.leaked(done.stdout + done.stderr + (verbose.stdout if verbose else ""))
+    assert not leaks, f"{name}: secrets reached the report: {leaks}"
+    if "max_report_bytes" in spec:
+        assert len(done.stdout) <= spec["max_report_bytes"], \
+            f"{name}: a report of {len(done.stdout)} bytes, over {spec['max_report_bytes']}"
+    if verbose is not None:
+        texts = [t["message"] for t in result["tests"]] + [result["message"], verbose.stdout]
+        raw = sorted({repr(c) for text in texts for c in CONTROL.findall(text)})
+        assert not raw, f"{name}: control characters reached the output unescaped: {raw}"
 
     failed = [f"{t['name']}: {t['message'][:600]}" for t in result["tests"] if t["status"] != "passed"]
     assert result["score"] == spec["expected_score"], (
         f"{name} ({spec['description']}) scored {result['score']}, expected "
         f"{spec['expected_score']}. Note: {result['message']}\nTests not passed:\n" + "\n".join(failed))
+    if "expected_in_failures" in spec:
+        failures = [t for t in result["tests"] if t["status"] == "failed"]
+        assert failures and all(spec["expected_in_failures"] in t["message"] for t in failures), \
+            [t["message"][-800:] for t in failures if spec["expected_in_failures"] not in t["message"]]
     if "expected_message" in spec:
         assert spec["expected_message"] in result["message"], result["message"]
     assert elapsed <= spec["budget_seconds"], \
@@ -129,4 +238,67 @@ def test_adversarial_submission(name, scratch):
     assert tree_digest(tmp_path / "class") == before, "the submission folder was changed"
     assert canary_survived, f"{name} deleted a file outside its folder ({canary})"
     strays = [str(p) for p in watched if p.exists() and p not in already]
+    strays += sorted(set(strays_in(shared)) - strays_before)
     assert not strays, f"stray files after grading {name}: {strays}"
+
+
+FLOODER = '''
+"""Floods every server it can find on loopback instead of serving (adversarial case)."""
+import os, socket, sys, time
+
+port = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 0
+print(f"[server] listening on 0.0.0.0:{port}", flush=True)   # a fake ready line
+targets = set(range(20000, 32000))
+for pid in os.listdir("/proc"):          # other students' servers, by their command lines
+    try:
+        words = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
+    except OSError:
+        continue
+    targets.update(int(w) for w in words if w.isdigit() and 1024 <= int(w) < 65536)
+held, reached = [], set()
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:
+    for target in sorted(targets - {port}):
+        s = socket.socket()
+        if s.connect_ex(("127.0.0.1", target)) == 0:
+            reached.add(target)
+            s.setblocking(False)
+            try:
+                s.send(b"flood " * 2000 + b"\\n")
+            except OSError:
+                pass
+            held.append(s)
+        else:
+            s.close()
+    print(f"[flood] reached {len(reached)} ports: {sorted(reached)[:20]}", file=sys.stderr, flush=True)
+'''
+
+
+@pytest.mark.timeout(400)
+def test_a_flooding_classmate_cannot_touch_a_student_graded_beside_it(scratch):
+    """Two students graded at the same time (grade-class --jobs 2): one
+    floods every loopback port it can find; the other keeps full marks, and
+    the flooder reached nothing (each grading has a network of its own)."""
+    need_sandbox()
+    from grader import sandbox
+    if not sandbox.network_isolation_available():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must give each grading a network namespace of its own")
+        pytest.skip("a network namespace per grading needs root")
+    class_dir = scratch / "class"
+    build_submission(class_dir / "victim", manifest.get("03_poll"))
+    flooder = class_dir / "flooder" / "01_tcp_server"
+    flooder.mkdir(parents=True)
+    (flooder / "tcp_server.py").write_text(FLOODER)
+    book = scratch / "book.csv"
+    done = subprocess.run([*SOCKLAB, "grade-class", str(class_dir), "--output", str(book),
+                           "--jobs", "2", "--exercise", "01_tcp_server", "--exercise", "03_poll"],
+                          capture_output=True, text=True, timeout=380, cwd=scratch)
+    assert done.returncode == 0, done.stderr[-3000:]
+    victim = json.loads((scratch / "gradebook-reports" / "victim.json").read_text())
+    assert victim["exercises"]["03_poll"]["score"] == 100, \
+        [t["message"][:500] for t in victim["exercises"]["03_poll"]["tests"] if t["status"] != "passed"]
+    flood = json.loads((scratch / "gradebook-reports" / "flooder.json").read_text())
+    messages = "\n".join(t["message"] for t in flood["exercises"]["01_tcp_server"]["tests"])
+    assert "[flood] reached 0 ports" in messages, messages[-2000:]
+    assert not re.search(r"\[flood\] reached [1-9]", messages), messages[-2000:]

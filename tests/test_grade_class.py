@@ -128,3 +128,18 @@ def test_one_students_crash_is_recorded_and_the_batch_goes_on(small_class, tmp_p
     grade(small_class, output, retry, monkeypatch)
     assert retry.calls == ["ben"], "a grader failure is not a grade: the next run retries it"
     assert read_csv(output)["ben"][EXERCISE.id] == "30"
+
+
+def test_a_student_folder_that_is_a_link_is_reported_not_graded(small_class, tmp_path, monkeypatch):
+    output = tmp_path / "book.csv"
+    (small_class / "eve").symlink_to(small_class / "ann", target_is_directory=True)
+    stand_in = StandIn()
+    grade(small_class, output, stand_in, monkeypatch)
+    assert sorted(stand_in.calls) == ["ann", "ben", "cat"], "eve's folder is never graded"
+    eve = read_csv(output)["eve"]
+    assert eve[EXERCISE.id] == "0" and eve["total"] == "0"
+    assert eve["notes"] == (f"not graded: eve is a symbolic link (to {small_class / 'ann'}); "
+                            "links are not followed: submit the folder itself")
+    report = json.loads((tmp_path / "book-reports" / "eve.json").read_text())
+    assert report["exercises"][EXERCISE.id]["score"] == 0
+    assert "symbolic link" in report["exercises"][EXERCISE.id]["message"]

@@ -41,6 +41,21 @@ def read_until(client, wanted: str, allowed, did: str, most: int = 3) -> None:
                got=f"{client.name} received {seen + [line]!r}")
 
 
+def chat_conversation(connect, port: int, rng, users: int = 2) -> str:
+    """Traffic for the idle test and the thread watch: `users` users join
+    and each says a line, the last one leaves, the first speaks once more;
+    the others stay connected. Returns what happened, in words."""
+    room = ChatRoom(connect, port)
+    members = [room.join(textgen.name(rng)) for _ in range(users)]
+    for user in members:
+        room.say(user, textgen.message(rng))
+    leaver = members[-1]
+    room.leave(leaver, how="close")
+    room.say(members[0], textgen.message(rng))
+    return (f"{users} users joined and each sent a line; {leaver.name} left and "
+            f"{members[0].name} spoke again, the others staying connected")
+
+
 class ChatProtocolTests:
     """Inherit in a suite that defines `SPEC` (or a `server` fixture)."""
 

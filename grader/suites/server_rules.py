@@ -1,24 +1,40 @@
 """The contract's general rules for every TCP server: arguments, a port in
-use, SO_REUSEADDR, all interfaces, signals, and an idle server that sleeps.
+use, SO_REUSEADDR, all interfaces, signals, and an idle server that sleeps
+(at start-up and again after clients have come and gone); and the source
+rules of the exercises whose lesson is how a server waits.
 
-Use it by subclassing `ServerRulesTests` in a suite and defining a
-`server_spec` fixture that returns a `ServerSpec`. Tests name a topic
-("listen", "shutdown", "loop") that the suite's module maps to its README's
-task numbers in a dict `TASKS`."""
+Use it by subclassing `ServerRulesTests` (and, where the README has source
+rules, `PlainImportTests`) in a suite and defining a `server_spec` fixture
+that returns a `ServerSpec`. Tests name a topic ("listen", "shutdown",
+"loop", "rules") that the suite's module maps to its README's task numbers
+in a dict `TASKS`.
+
+Source rules have two halves. What the program does while it runs is the
+authority where it can be seen: `watch` samples its threads
+(/proc/PID/task) and its processes while clients talk to it. What only
+the source can tell (which module waits) is read from the snapshot of the
+files as submitted, before the program runs: never from the run folder,
+which the program can rewrite. A program that imports or runs code in ways
+a reader cannot follow (importlib, exec, eval, ...) breaks the plain-import
+rule, so nothing it uses stays out of sight."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
+import psutil
 import pytest
 
-from .. import cpu
+from .. import cpu, source_check
 from ..failure import GradingFailure, check, fail
 from ..ports import is_free
 
@@ -36,6 +52,13 @@ class ServerSpec:
     # How to see that the server is busy with a newly connected client (for
     # example: read its welcome line), so signals arrive in a known state.
     engage: Callable | None = None
+    # A short conversation, converse(connect, port, rng) -> what happened (in
+    # words): clients connect, send, receive, and some leave; a client it
+    # leaves connected stays so while the server is measured. With it, the
+    # idle test measures the server again after this traffic.
+    converse: Callable | None = None
+    # What an idle server does, in the words of the exercise.
+    idle_what: str = "it waits in the kernel"
 
     def command(self, port: int) -> str:
         return " ".join(["python", "-u", self.script, *map(str, self.args(port))])
@@ -107,6 +130,19 @@ def _taken_by_another(port: int) -> bool:
         return True
     finally:
         probe.close()
+
+
+def expect_idle(program, spec: ServerSpec, did: str, hint: str = "") -> None:
+    """The server, still running, wants under its share of a core over a
+    quiet second (time running plus waiting to run: see grader.cpu)."""
+    status = program.poll_exit()
+    check(status is None, did, "the server keeps running", status.describe() if status else "")
+    usage = cpu.measure(program)
+    limit = spec.idle_cpu_fraction
+    check(usage.demand < limit, did,
+          f"{spec.idle_what}, using under {limit:.0%} of one core (measured as time running "
+          "or ready to run, so that a loop gets no pass on a busy machine)",
+          usage.describe() + ": is it looping without blocking?", hint=hint)
 
 
 def measure_cpu(program, seconds: float = 1.0) -> float:
@@ -223,11 +259,167 @@ class ServerRulesTests:
 
     @pytest.mark.points(3)
     @pytest.mark.task("loop")
-    def test_idle_server_sleeps_in_the_kernel(self, server_spec, start_server, connect):
+    def test_idle_server_sleeps_in_the_kernel(self, server_spec, start_server, connect, rng):
         program, port = start(start_server, server_spec)
-        share = measure_cpu(program)
-        limit = server_spec.idle_cpu_fraction
-        check(share < limit, "started the server and left it alone for one second",
-              f"it waits in the kernel, using under {limit:.0%} of one core",
-              f"it used {share:.0%} of one core: is it looping without blocking?")
-        prove_serving(connect, port, server_spec)  # asleep, and still a working server
+        expect_idle(program, server_spec, "started the server and left it alone for one second")
+        if server_spec.converse is None:
+            prove_serving(connect, port, server_spec)  # asleep, and still a working server
+            return
+        # Once more after traffic: a server may start spinning only once it
+        # has had a client (a timeout set to 0, a socket left in the list).
+        did = server_spec.converse(connect, port, rng)
+        expect_idle(program, server_spec, f"{did}; then one quiet second",
+                    hint="after its first clients the server must go back to waiting in the "
+                         "kernel as it did at start-up: is a departed client still watched, "
+                         "or a timeout of 0 left over?")
+
+
+# -- source rules ---------------------------------------------------------------
+
+PLAIN_IMPORT_RULE = ("every module imported with a plain import statement, and no code built or "
+                     "looked up at run time: no importlib, __import__, exec, eval or compile, no "
+                     "getattr on a module with a computed name, no __builtins__, sys.modules or "
+                     "dunder attributes such as __dict__, __globals__ or __subclasses__")
+
+
+def read_submitted(submitted: Path, script: str) -> str:
+    """The text of `script` as the student submitted it (the snapshot taken
+    before any program ran; see the plugin's `submitted` fixture)."""
+    return source_check.read(submitted / script)
+
+
+def check_forbidden(source: str, forbidden: dict[str, str], did: str, expected: str,
+                    hint: str = "") -> None:
+    """No name of `forbidden` in the source (see source_check.forbidden_uses)."""
+    try:
+        found = [str(f) for f in source_check.forbidden_uses(source, forbidden)]
+    except SyntaxError as exc:
+        found = [f"the file does not parse: {exc}"]
+    check(not found, did, expected, "\n".join(found), hint=hint)
+
+
+@dataclass
+class Activity:
+    """What a running server was seen doing while clients talked to it."""
+    pid: int
+    samples: int = 0
+    most_threads: int = 0
+    processes: set[int] = field(default_factory=set)   # descendants, and strays
+    epoll: bool = False                                  # an epoll descriptor was open
+
+
+def thread_count(pid: int) -> int:
+    """Threads of process `pid` now (0 once it has gone)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except FileNotFoundError:
+        if os.path.isdir("/proc/self/task"):
+            return 0                # Linux, and the process has gone
+    except OSError:
+        pass
+    try:
+        return psutil.Process(pid).num_threads()
+    except psutil.Error:
+        return 0
+
+
+def other_processes(program) -> set[int]:
+    """Every process the program started that is alive now: its descendants,
+    and those the sandbox's init adopted after their parent left."""
+    try:
+        found = {child.pid for child in psutil.Process(program.pid).children(recursive=True)}
+    except psutil.Error:
+        found = set()
+    return found | set(program.strays())
+
+
+def holds_epoll(pid: int) -> bool:
+    """True if the process has an epoll instance open (Linux)."""
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for name in names:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{name}") == "anon_inode:[eventpoll]":
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def watch(program, action: Callable[[], object], epoll: bool = False,
+          every: float = 0.002) -> tuple[object, Activity]:
+    """Run `action()` (clients talking to the server) while a sampler reads
+    the program's threads every `every` seconds, its processes every 20 ms
+    and, if `epoll`, whether it holds an epoll instance. What the running
+    program does is the authority on threads and processes: no reading of
+    the source can tell them apart from a module it never names."""
+    activity = Activity(pid=program.pid)
+    done = threading.Event()
+
+    def look(full: bool) -> None:
+        activity.samples += 1
+        activity.most_threads = max(activity.most_threads, thread_count(program.pid))
+        if full:
+            activity.processes |= other_processes(program)
+            activity.epoll = activity.epoll or (epoll and holds_epoll(program.pid))
+
+    def sample() -> None:
+        last_full = 0.0
+        while not done.is_set():
+            now = time.monotonic()
+            full = now - last_full >= 0.02
+            look(full)
+            if full:
+                last_full = now
+            done.wait(every)
+
+    sampler = threading.Thread(target=sample, name="socklab-watch", daemon=True)
+    sampler.start()
+    try:
+        result = action()
+    finally:
+        done.set()
+        sampler.join(5)
+    look(True)  # and a last look, with every client still connected
+    return result, activity
+
+
+def check_alone(activity: Activity, did: str, epoll_allowed: bool = True) -> None:
+    """One thread, no other process (and, unless allowed, no epoll) seen."""
+    check(activity.most_threads <= 1, did,
+          "one thread serves every client: the server starts no thread",
+          f"the server ran {activity.most_threads} threads at once "
+          f"(counted in /proc/{activity.pid}/task, {activity.samples} looks while the clients talked)",
+          hint="this exercise is about serving everyone from one thread that waits for all the "
+               "sockets at once: no threading, concurrent.futures or socketserver")
+    check(not activity.processes, did, "the server starts no other process",
+          f"it started {len(activity.processes)} other process(es) (pids {sorted(activity.processes)[:5]})")
+    check(epoll_allowed or not activity.epoll, did, "no epoll instance (this exercise is not about epoll)",
+          f"the server held an epoll instance (anon_inode:[eventpoll] in /proc/{activity.pid}/fd): "
+          "selectors, asyncio and select.epoll all wait with one")
+
+
+class PlainImportTests:
+    """The plain-import rule, for a suite whose README states it: the file
+    as submitted imports every module with an import statement and runs no
+    code built or looked up at run time (see source_check.dynamic_code)."""
+
+    @pytest.mark.points(1)
+    @pytest.mark.task("rules")
+    def test_imports_only_with_import_statements(self, server_spec, submitted, start_server,
+                                                 connect):
+        source = read_submitted(submitted, server_spec.script)  # before anything runs
+        # Points for a rule go to a server that works.
+        program, port = start(start_server, server_spec)
+        prove_serving(connect, port, server_spec)
+        did = f"read {server_spec.script} as you submitted it (before running it)"
+        try:
+            found = [str(f) for f in source_check.dynamic_code(source)]
+        except SyntaxError as exc:
+            found = [f"the file does not parse: {exc}"]
+        check(not found, did, PLAIN_IMPORT_RULE, "\n".join(found),
+              hint="the grader must be able to read which modules your server uses: import each "
+                   "one with a plain statement (`import socket`, `from time import sleep`) and "
+                   "call what you imported by its name")

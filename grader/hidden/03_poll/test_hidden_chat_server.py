@@ -1,16 +1,20 @@
 """Hidden suite for 03_poll: the server rules, the shared chat protocol,
-the room limit, and waiting with poll() only."""
+the room limit, and waiting with poll() only: one thread and no other
+process seen while clients talk, no epoll instance, the submitted source
+naming no other way to wait, and plain imports only."""
 
 import pytest
 
 from grader import source_check, textgen
 from grader.chat import WELCOME, ChatRoom
 from grader.failure import check
-from grader.suites.chat_protocol import ChatProtocolTests, room  # noqa: F401 (fixture)
-from grader.suites.server_rules import ServerRulesTests, ServerSpec
+from grader.suites.chat_protocol import ChatProtocolTests, chat_conversation, room  # noqa: F401 (fixture)
+from grader.suites.server_rules import (PlainImportTests, ServerRulesTests, ServerSpec, check_alone,
+                                        check_forbidden, read_submitted, watch)
 
 # README task numbers for the topics of the shared test classes.
-TASKS = {"listen": 1, "loop": 1, "shutdown": 1, "join": 3, "message": 2, "lines": 4, "leave": 5}
+TASKS = {"listen": 1, "loop": 1, "shutdown": 1, "join": 3, "message": 2, "lines": 4, "leave": 5,
+         "rules": 1}
 
 READY = lambda port: r"started the main poll loop\s*$"
 SPEC = ServerSpec(
@@ -20,14 +24,15 @@ SPEC = ServerSpec(
     engage=lambda client: client.expect_line(WELCOME, did="connected a client"),
     bad_args=[[], ["{port}"], ["{port}", "5", "extra"], ["chat", "5"], ["70000", "5"],
               ["{port}", "0"], ["{port}", "-3"], ["{port}", "lots"]],
+    converse=chat_conversation,
 )
 
 # What the lesson forbids: anything but select.poll for waiting.
 NOT_POLL = {
-    "threading": "threads", "_thread": "threads", "concurrent": "threads",
-    "multiprocessing": "processes", "asyncio": "asyncio", "selectors": "selectors",
+    **source_check.THREADS_AND_PROCESSES,
+    "asyncio": "asyncio", "selectors": "selectors",
     "select.select": "select()", "select.epoll": "epoll", "select.kqueue": "kqueue",
-    "select.devpoll": "devpoll", "os.fork": "processes",
+    "select.devpoll": "devpoll",
 }
 
 
@@ -38,6 +43,10 @@ class TestServerRules(ServerRulesTests):
 
 
 class TestChatProtocol(ChatProtocolTests):
+    pass
+
+
+class TestPlainImports(PlainImportTests):
     pass
 
 
@@ -75,18 +84,18 @@ def test_a_seat_frees_up_when_someone_leaves(start_server, connect, rng):
     room.say(newcomer, textgen.message(rng))
 
 
-@pytest.mark.points(4)
+@pytest.mark.points(3)
 @pytest.mark.task(1)
-def test_waits_with_poll_and_nothing_else(workdir, server, connect):
-    # Points for how a server waits go to a server that works.
-    ChatRoom(connect, server[1]).join("alice")
-    source = source_check.read(workdir / SPEC.script)
-    try:
-        found = source_check.forbidden_uses(source, NOT_POLL)
-    except SyntaxError as exc:
-        found = [f"the file does not parse: {exc}"]
-    did = "read chat_server.py (this exercise is about poll())"
-    check(not found, did, "no threads, select(), selectors, asyncio or epoll",
-          "\n".join(map(str, found)))
+def test_waits_with_poll_and_nothing_else(submitted, start_server, connect, rng):
+    source = read_submitted(submitted, SPEC.script)  # as submitted, before anything runs
+    # Points for how a server waits go to a server that works. While its
+    # clients talk, the running server is the authority on threads and
+    # processes; the source tells which call it waits in.
+    program, port = start_server(SPEC.script, SPEC.args, READY)
+    talk, activity = watch(program, lambda: chat_conversation(connect, port, rng, users=6),
+                           epoll=True)
+    check_alone(activity, f"started the server; {talk}", epoll_allowed=False)
+    did = "read chat_server.py as you submitted it (this exercise is about poll())"
+    check_forbidden(source, NOT_POLL, did, "no threads, processes, select(), selectors, asyncio or epoll")
     check(source_check.uses_any(source, {"select.poll", "select"}) and "poll" in source, did,
           "the server waits with select.poll()", "no use of select.poll was found")

@@ -1,7 +1,7 @@
 """Hidden suite for 08_threads: the server rules, the shared chat protocol,
 one thread per client, and a shared table that survives many threads at
 once (bursts from fifty users, users vanishing mid-broadcast, joins and
-leaves racing with broadcasts)."""
+leaves racing with broadcasts); the source as submitted imports plainly."""
 
 import collections
 import re
@@ -15,11 +15,12 @@ import psutil
 import pytest
 
 from grader import source_check, textgen
-from grader.chat import WELCOME, joined, left
+from grader.chat import WELCOME, ChatRoom, joined, left
 from grader.client import LineClient
 from grader.failure import check, fail
-from grader.suites.chat_protocol import ChatProtocolTests, room  # noqa: F401 (fixture)
-from grader.suites.server_rules import ServerRulesTests, ServerSpec, expect_clean_exit
+from grader.suites.chat_protocol import ChatProtocolTests, chat_conversation, room  # noqa: F401 (fixture)
+from grader.suites.server_rules import (PlainImportTests, ServerRulesTests, ServerSpec,
+                                        expect_clean_exit, other_processes, read_submitted)
 
 SCRIPT = "threaded_chat_server.py"
 READY = lambda port: r"accepting connections\s*$"
@@ -47,9 +48,11 @@ SPEC = ServerSpec(
     ready=READY,
     bad_args=[[], ["{port}", "extra"], ["chat"], ["0"], ["70000"], ["-2"], ["12.5"]],
     engage=engage,
+    converse=chat_conversation,
 )
 # The shared tests' topics -> this README's tasks.
-TASKS = {"listen": 1, "shutdown": 1, "loop": 1, "join": 1, "message": 2, "lines": 2, "leave": 3}
+TASKS = {"listen": 1, "shutdown": 1, "loop": 1, "join": 1, "message": 2, "lines": 2, "leave": 3,
+         "rules": 1}
 CHAT_LINE = re.compile(r"user (\d+)(?:: .*| joined the chat room| disconnected)")
 
 
@@ -60,6 +63,10 @@ class TestServerRules(ServerRulesTests):
 
 
 class TestChatProtocol(ChatProtocolTests):
+    pass
+
+
+class TestPlainImports(PlainImportTests):
     pass
 
 
@@ -126,16 +133,17 @@ def reset(sock: socket.socket) -> None:
 
 # -- one thread per client ----------------------------------------------------
 
-@pytest.mark.points(4)
+@pytest.mark.points(3)
 @pytest.mark.task(1)
-def test_one_thread_per_client(room, server, workdir, rng):
-    program, _ = server
-    source = source_check.read(workdir / SCRIPT)
+def test_one_thread_per_client(submitted, start_server, connect, rng):
+    source = read_submitted(submitted, SCRIPT)  # as submitted, before anything runs
+    program, port = start_server(SCRIPT, SPEC.args, READY)
+    room = ChatRoom(connect, port)
     try:
         uses_threads = source_check.uses_any(source, {"threading", "threading.Thread", "_thread"})
     except SyntaxError as exc:
         raise fail(did=f"read {SCRIPT}", expected="a Python file", got=f"it does not parse: {exc}")
-    check(uses_threads, f"read {SCRIPT} (this exercise is about threads)",
+    check(uses_threads, f"read {SCRIPT} as you submitted it (this exercise is about threads)",
           "the server starts its threads with the threading module", "no use of threading was found")
     alone = thread_count(program)  # nobody connected yet
     observer = room.join("observer")
@@ -149,6 +157,9 @@ def test_one_thread_per_client(room, server, workdir, rng):
           f"{thread_count(program)} threads",
           hint="thread.start() runs the function in a new thread; thread.run() runs it "
                "in the thread that calls it, so the accept loop stops until that client leaves")
+    others = other_processes(program)
+    check(not others, f"{1 + len(guests)} users joined", "threads, and no other process",
+          f"the server started {len(others)} other process(es)")
     for guest in list(guests):
         room.leave(guest, how=rng.choice(["close", "reset"]))
     shrank = wait_for(lambda: thread_count(program) <= alone + 1, 5)

@@ -44,6 +44,7 @@ SPEC = ServerSpec(
     ready=lambda port: READY,
     bad_args=[[], ["{port}", "extra"], ["many"], ["0"], ["65536"], ["-1"], ["1e4"]],
     engage=engage,
+    converse=lambda connect, port, rng: ping_conversation(connect, port, rng),
 )
 
 # README task numbers for the topics of the shared tests. Parsing the
@@ -102,6 +103,22 @@ def wait_for_count(client, expected: int, did: str, timeout: float = 3.0) -> Non
             raise fail(did=did, expected=f"count answers 'clients {expected}'",
                        got=f"it answered 'clients {got}' (asked again and again for {timeout:g} s)")
         time.sleep(0.02)  # pacing the questions, not waiting for something
+
+
+def ping_conversation(connect, port: int, rng) -> str:
+    """Traffic for the idle test: two clients ping and count, one leaves and
+    the other is told the new count; it stays connected. Returns what
+    happened, in words."""
+    first, second = connect(port, name="first"), connect(port, name="second")
+    for client in (first, second):
+        text = token(rng)
+        client.send_line(f"ping {text}")
+        client.expect_line(f"pong {text}", did=f"two clients connected; {client.name} sent 'ping {text}'")
+    wait_for_count(second, 2, "two clients connected and pinged; second sent 'count'")
+    second.close()
+    wait_for_count(first, 1, "second left; first sent 'count'")
+    return ("two clients each had a ping answered and counted 2; then one left and the other, "
+            "staying connected, was told 'clients 1'")
 
 
 class Census:

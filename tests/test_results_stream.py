@@ -1,0 +1,209 @@
+"""The results file is a stream written as each test ends, so a run that is
+stopped at the exercise's time limit keeps the points of the tests that
+finished and names the test that was running (grader.results_stream, the
+plugin's ResultRecorder, runner._read_results)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from grader import manifest, results_stream as stream, runner
+from support import build_submission
+
+EXERCISE = manifest.get("01_tcp_server")
+
+# A server that echoes like the solution but, once its client has closed
+# its side, never closes its own: it waits forever instead of ending.
+HANGS_AT_END_OF_FILE = {"change": [{
+    "file": "tcp_server.py",
+    "old": '        if not data:                     # b"": the client closed its side\n'
+           '            break\n',
+    "new": '        if not data:\n'
+           '            while True:\n'
+           '                signal.pause()\n',
+}]}
+# In the hidden suite's order: two quick tests, then one whose client
+# half-closes and reads until the server closes (up to 20 s, far past the
+# time limit below), then one that never gets to start.
+FINISHED = ("test_greets_the_client_by_address", "test_echoes_a_chunk_exactly")
+HUNG = "test_echoes_everything_when_send_is_interrupted"
+AFTER = "test_echoes_bytes_that_are_not_utf8"
+# Long enough for pytest to start and the two quick tests to finish on a
+# busy machine; the hung test runs for 20 s once it starts, so it is still
+# running when the limit strikes.
+TIME_LIMIT = 12
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the hidden suite's SIGSTOP test")
+def test_a_hung_test_loses_its_points_and_the_finished_ones_keep_theirs(tmp_path):
+    submission = build_submission(tmp_path, EXERCISE, HANGS_AT_END_OF_FILE)
+    result = runner.grade_exercise(EXERCISE, submission, select=" or ".join((*FINISHED, HUNG, AFTER)),
+                                   timeout=TIME_LIMIT)
+    by_name = {t.name: t for t in result.tests}
+    for name in FINISHED:
+        assert by_name[name].status == "passed" and by_name[name].score > 0, by_name[name]
+    hung = by_name[HUNG]
+    assert (hung.status, hung.score, hung.max_score) == ("failed", 0, 5), hung
+    assert hung.message.startswith(f"grading stopped after {TIME_LIMIT} s while `{HUNG}` was running:")
+    assert by_name[AFTER].status == "not run" and by_name[AFTER].score == 0
+    assert result.score == sum(by_name[n].score for n in FINISHED)
+    assert result.max_score == 100
+    assert f"took longer than {TIME_LIMIT} s and was stopped while `{HUNG}` was running" \
+        in result.message, result.message
+    assert "keep their points" in result.message and "grader problem" not in result.message
+
+
+# -- the writer: one line per event, on disk as soon as it happens -------------
+
+SUITE = '''
+import pytest, time
+
+@pytest.mark.points(3)
+def test_first():
+    pass
+
+@pytest.mark.points(2)
+def test_fails():
+    assert False, "wrong answer"
+
+@pytest.mark.points(4)
+def test_waits_forever():
+    while True:
+        time.sleep(1)
+
+@pytest.mark.points(1)
+def test_never_reached():
+    pass
+'''
+
+
+def read_lines(path: Path) -> list[dict]:
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines()]
+    except (OSError, ValueError):  # not there yet, or a line being written
+        return []
+
+
+def test_each_test_is_on_disk_when_it_ends_and_the_reader_names_the_one_running(tmp_path):
+    (tmp_path / "test_suite.py").write_text(SUITE)
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    results = tmp_path / "results.jsonl"
+    command = [sys.executable, "-m", "pytest", "-p", "grader.plugin", "-p", "no:cacheprovider",
+               "-q", "--socklab-results", str(results), "test_suite.py"]
+    proc = subprocess.Popen(command, cwd=tmp_path, env=runner.pytest_environment(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(r.get("record") == "start" and r["nodeid"].endswith("::test_waits_forever")
+                      for r in read_lines(results)):
+            assert proc.poll() is None, proc.communicate()[0].decode()
+            assert time.monotonic() < deadline, "the hanging test never started"
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        output = proc.communicate()[0].decode()
+    records = read_lines(results)
+    kinds = [r["record"] for r in records]
+    assert kinds == ["plan", "start", "result", "start", "result", "start"], kinds
+    assert records[0]["version"] == stream.VERSION
+    assert [t["points"] for t in records[0]["tests"]] == [3, 2, 4, 1]
+    assert records[2]["status"] == "passed" and records[4]["status"] == "failed"
+    assert "wrong answer" in records[4]["message"]
+
+    result = runner._read_results(EXERCISE, results, output, stopped_after=7)
+    assert [(t.name, t.status, t.score, t.max_score) for t in result.tests] == [
+        ("test_first", "passed", 3, 3), ("test_fails", "failed", 0, 2),
+        ("test_waits_forever", "failed", 0, 4), ("test_never_reached", "not run", 0, 1)]
+    assert result.tests[2].message.startswith(
+        "grading stopped after 7 s while `test_waits_forever` was running: ")
+    assert (result.score, result.max_score) == (3, 10)
+    assert result.message == (
+        f"grading {EXERCISE.id} took longer than 7 s and was stopped while `test_waits_forever` "
+        "was running: the 2 tests that finished keep their points; `test_waits_forever` and the "
+        "1 test that had not started score 0.")
+
+
+def test_a_finished_run_ends_with_its_summary(tmp_path):
+    (tmp_path / "test_suite.py").write_text(SUITE.replace("while True:", "for _ in ():"))
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    results = tmp_path / "results.jsonl"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "grader.plugin", "-p",
+                           "no:cacheprovider", "-q", "--socklab-results", str(results),
+                           "test_suite.py"], cwd=tmp_path, env=runner.pytest_environment(),
+                          capture_output=True, text=True, timeout=120)
+    end = read_lines(results)[-1]
+    assert end["record"] == "end" and end["exitstatus"] == 1 and end["version"] == stream.VERSION
+    assert [(t["name"], t["status"], t["score"]) for t in end["tests"]] == [
+        ("test_first", "passed", 3), ("test_fails", "failed", 0),
+        ("test_waits_forever", "passed", 4), ("test_never_reached", "passed", 1)]
+    result = runner._read_results(EXERCISE, results, done.stdout)
+    assert (result.score, result.max_score, result.message) == (8, 10, "")
+
+
+# -- the reader, on files written by hand ---------------------------------------
+
+def write(path: Path, *lines: str) -> Path:
+    path.write_text("".join(lines))
+    return path
+
+
+def plan(*names: str) -> str:
+    tests = [{"nodeid": f"t.py::{n}", "name": n, "exercise": None, "points": 5, "task": None}
+             for n in names]
+    return stream.line(stream.PLAN, version=stream.VERSION, seed=1, tests=tests)
+
+
+def test_a_line_cut_short_by_the_kill_is_ignored(tmp_path):
+    path = write(tmp_path / "r", plan("test_a", "test_b"),
+                 stream.line(stream.START, nodeid="t.py::test_a"),
+                 stream.line(stream.RESULT, nodeid="t.py::test_a", status="passed", score=5,
+                             max_score=5, message=""),
+                 stream.line(stream.START, nodeid="t.py::test_b"),
+                 '{"record": "result", "nodeid": "t.py::test_b", "stat')
+    result = runner._read_results(EXERCISE, path, "", stopped_after=30)
+    assert [(t.status, t.score) for t in result.tests] == [("passed", 5), ("failed", 0)]
+    assert result.message.endswith("the one test that finished keeps its points; `test_b` scores 0.")
+
+
+def test_stopped_between_tests_and_before_any_started(tmp_path):
+    path = write(tmp_path / "r", plan("test_a", "test_b"),
+                 stream.line(stream.START, nodeid="t.py::test_a"),
+                 stream.line(stream.RESULT, nodeid="t.py::test_a", status="failed", score=0,
+                             max_score=5, message="no"))
+    result = runner._read_results(EXERCISE, path, "", stopped_after=30)
+    assert "stopped between two tests" in result.message
+    assert "the 1 test that had not started scores 0" in result.message
+    assert result.tests[1].message == "not run: grading stopped after 30 s, before this test started"
+
+    path = write(tmp_path / "r", plan("test_a"))
+    result = runner._read_results(EXERCISE, path, "", stopped_after=30)
+    assert "before any test started" in result.message and result.tests[0].status == "not run"
+
+
+def test_a_run_that_died_without_a_timeout_is_the_graders_problem(tmp_path):
+    path = write(tmp_path / "r", plan("test_a"), stream.line(stream.START, nodeid="t.py::test_a"))
+    result = runner._read_results(EXERCISE, path, "Killed")
+    assert "ended early while `test_a` was running (a grader problem, not yours)" in result.message
+    assert result.message.endswith("Killed") and result.tests[0].status == "failed"
+
+
+def test_no_file_or_another_version_is_a_grader_problem(tmp_path):
+    missing = runner._read_results(EXERCISE, tmp_path / "none", "boom")
+    assert missing.score == 0 and "(a grader problem, not yours)" in missing.message
+    old = write(tmp_path / "old", json.dumps({"record": "plan", "version": 1, "seed": 1,
+                                              "tests": []}) + "\n")
+    result = runner._read_results(EXERCISE, old, "")
+    assert "format version 1" in result.message and result.score == 0
+
+
+def test_a_record_has_exactly_its_fields():
+    with pytest.raises(ValueError):
+        stream.line(stream.START, nodeid="x", extra=1)
+    with pytest.raises(ValueError):
+        stream.line(stream.RESULT, nodeid="x")
