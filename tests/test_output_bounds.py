@@ -2,6 +2,7 @@
 what it dropped, and shows control characters escaped (never raw) in
 what a person reads."""
 
+import signal
 import textwrap
 import tracemalloc
 from pathlib import Path
@@ -51,31 +52,32 @@ def test_huge_lines_are_cut_and_the_ready_line_still_found(tmp_path):
     program = run_script(tmp_path, """
         import sys, time
         out = sys.stdout
-        for i in range(64):
+        for i in range(12):             # 28 MiB in all: under the stdout budget
             out.write(("%02d" % i) * (1 << 19) + "\\n")
-        out.write("y" * (32 << 20))
+        out.write("y" * (8 << 20))
         out.write("\\nready\\n")
         out.flush()
-        out.write("z" * (32 << 20))      # a line still in progress, no newline
+        out.write("z" * (8 << 20))       # a line still in progress, no newline
         out.flush()
         print("flooded", file=sys.stderr, flush=True)
         time.sleep(60)
     """)
     try:
         program.expect_line("ready", literal=True, timeout=60)
-        assert wait_until(program, lambda: program._partial_len >= 32 * MiB, 60)
+        assert wait_until(program, lambda: program._partial_len >= 8 * MiB, 60)
         assert len(program._partial) <= process.LINE_BYTES
         lines = program.lines
-        assert len(lines) == 66
+        assert len(lines) == 14
         assert all(len(line) <= process.LINE_BYTES for line in lines)
         assert kept_chars(program) < KEPT_CAP
-        assert kept_chars(program) <= 66 * process.LINE_BYTES
-        assert lines[0].startswith("0000") and lines[63].startswith("6363")
+        assert kept_chars(program) <= 14 * process.LINE_BYTES
+        assert lines[0].startswith("0000") and lines[11].startswith("1111")
         assert lines[0].total == MiB
-        assert lines[64].total == 32 * MiB and lines[65] == "ready"
+        assert lines[12].total == 8 * MiB and lines[13] == "ready"
+        assert not program.over_budget
         tail = program.output_tail()
         assert len(tail) <= process.OUTPUT_TAIL_CHARS
-        assert "65 lines longer than 8192 bytes were cut" in tail, tail
+        assert "13 lines longer than 8192 bytes were cut" in tail, tail
         assert "a line of" in tail and "without an end" in tail, tail
         assert "bytes were dropped" in tail
         assert max(map(len, tail.splitlines())) < process.SHOW_CHARS + 60
@@ -83,6 +85,24 @@ def test_huge_lines_are_cut_and_the_ready_line_still_found(tmp_path):
         message = message_of(program, failure, tmp_path)
         assert len(message) <= MESSAGE_CHARS
         assert "bytes were dropped" in message and "Seed: 1234" in message
+    finally:
+        program.stop()
+
+
+def test_a_program_printing_past_the_budget_is_stopped(tmp_path):
+    program = run_script(tmp_path, """
+        import sys
+        while True:
+            sys.stdout.write("x" * (1 << 20) + "\\n")
+    """)
+    try:
+        assert program.wait_for_eof(60), "a program printing without end was not stopped"
+        assert program.over_budget
+        status = program.wait_exit(10)
+        assert status is not None and status.signal == signal.SIGKILL, status
+        with pytest.raises(GradingFailure) as caught:
+            program.expect_line("ready", timeout=1)
+        assert f"more than {process.STDOUT_BUDGET >> 20} MiB on stdout" in caught.value.render()
     finally:
         program.stop()
 

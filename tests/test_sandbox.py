@@ -4,6 +4,7 @@ pushes against it."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -260,3 +261,17 @@ def test_the_jail_caps_a_gradings_work_folder(tmp_path):
     assert done.stdout.startswith("stopped 28 after"), done   # ENOSPC
     assert int(done.stdout.split()[3]) <= 8, done
     assert list(work.iterdir()) == []
+
+
+def test_without_a_sandbox_grading_runs_and_says_what_is_not_enforced(tmp_path):
+    """A machine where bubblewrap cannot run (here: told there is none)
+    still grades, with a loud warning listing every missing wall."""
+    from grader import manifest
+    done = subprocess.run([sys.executable, "-m", "grader.cli", "grade", str(manifest.SOLUTIONS_DIR),
+                           "--exercise", "00_basics", "--format", "json"],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "SOCKLAB_BWRAP": "none"})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["exercises"]["00_basics"]["score"] == 100
+    assert "WARNING: this machine cannot fully sandbox student programs" in done.stderr
+    assert "no file-system sandbox" in done.stderr and "no pid namespace" in done.stderr
