@@ -159,24 +159,6 @@ def exercise(request: pytest.FixtureRequest) -> manifest.Exercise:
 
 
 @pytest.fixture
-def workdir(request: pytest.FixtureRequest, exercise: manifest.Exercise) -> Path:
-    """A fresh folder holding a copy of the student's files, for this test only."""
-    state: SocklabState = request.config.stash[STATE]
-    snap = state.snapshot_for(exercise, request.path)
-    if not snap.complete:
-        raise GradingFailure(
-            did=f"looked for your files for {exercise.id}: {', '.join(exercise.files)}",
-            expected="every file the exercise asks for, as a plain file",
-            got="; ".join(snap.problems),
-        )
-    folder = Path(tempfile.mkdtemp(prefix="run-", dir=state.temp_root))
-    for path in snap.folder.iterdir():
-        shutil.copyfile(path, folder / path.name)
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture
 def submitted(request: pytest.FixtureRequest, exercise: manifest.Exercise) -> Path:
     """The folder of the student's files as submitted: copied once, before
     any program ran, and never shown to a program (each test's program gets
@@ -191,6 +173,17 @@ def submitted(request: pytest.FixtureRequest, exercise: manifest.Exercise) -> Pa
             got="; ".join(snap.problems),
         )
     return snap.folder
+
+
+@pytest.fixture
+def workdir(request: pytest.FixtureRequest, submitted: Path) -> Path:
+    """A fresh folder holding a copy of the student's files, for this test only."""
+    state: SocklabState = request.config.stash[STATE]
+    folder = Path(tempfile.mkdtemp(prefix="run-", dir=state.temp_root))
+    for path in submitted.iterdir():
+        shutil.copyfile(path, folder / path.name)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
