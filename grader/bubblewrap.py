@@ -146,8 +146,10 @@ def arguments(writable: list[str], privileged: bool,
     args += ["--perms", "0755", "--dir", "/etc"]
     for name in ETC_FILES:
         args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(TMP_BYTES),
-             "--tmpfs", "/tmp"]
+    # /dev read-only: without it, a sandbox made by a normal user owns its
+    # /dev and could fill it (its device nodes stay usable).
+    args += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev", "--perms", "1777",
+             "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]
     for root in _runtime_roots():
         if not _under(str(root), shown):
             args += _parents(str(root), made, shown)
