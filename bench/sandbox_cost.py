@@ -12,6 +12,10 @@ whatever is installed). The two are then run alternately, baseline first,
 ratio. Each run's scores are printed too: a difference means the
 comparison is not of like with like.
 
+The worktree and its environment stay in /tmp/socklab-bench-baseline for
+the next run; remove them with `git worktree remove --force` on the tree
+(or delete the folder and `git worktree prune`).
+
 Not part of `make test` (several minutes); the figures are in
 docs/grading-safely.md."""
 
