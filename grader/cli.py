@@ -7,7 +7,7 @@ import importlib
 import pkgutil
 import sys
 
-from . import commands as _commands
+from grader import commands as _commands
 
 
 def _command_modules() -> list:

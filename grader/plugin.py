@@ -17,15 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from . import manifest, ports, readme, sandbox
-from . import results_stream as stream
-from .client import LineClient
-from .failure import GradingFailure
-from .launch import start_server as _start_server
-from .process import Limits, Program, python_argv
-from .submission import Snapshot, locate, snapshot
-from .transcript import Transcript
-from .unix_sockets import SOCKET_FOLDERS
+from grader import results as stream
+from grader.course import manifest, readme
+from grader.course.submission import Snapshot, locate, snapshot
+from grader.harness import ports, sandbox
+from grader.harness.failure import GradingFailure
+from grader.harness.launch import start_server as _start_server
+from grader.harness.program import Limits, Program, python_argv
+from grader.harness.transcript import Transcript
+from grader.testkit.line_client import LineClient
+from grader.testkit.unix_sockets import SOCKET_FOLDERS
 
 STATE = pytest.StashKey["SocklabState"]()
 TRANSCRIPT = pytest.StashKey[Transcript]()
@@ -204,7 +205,7 @@ def rng(request: pytest.FixtureRequest) -> random.Random:
 
 @pytest.fixture
 def free_port():
-    """A factory of ports nobody else is using (see grader.ports)."""
+    """A factory of ports nobody else is using (see grader.harness.ports)."""
     return ports.free_port
 
 
@@ -241,7 +242,7 @@ def start_server(spawn, free_port):
 
 @pytest.fixture
 def server_spec(request: pytest.FixtureRequest):
-    """The suite module's `SPEC` (a grader.suites.server_rules.ServerSpec):
+    """The suite module's `SPEC` (a grader.testkit.suites.server_rules.ServerSpec):
     how to start its server. A suite may define its own fixture instead."""
     spec = getattr(request.module, "SPEC", None)
     if spec is None:
@@ -296,9 +297,9 @@ def _student_message(item: pytest.Item, excinfo) -> str | None:
     errors that are not a verdict on the student's program)."""
     # At most failure.MESSAGE_CHARS long: each part is cut in the middle as
     # needed (the reports rely on this cap), and control characters any part
-    # quotes from a program are escaped (grader.visible_text).
-    from .failure import MESSAGE_CHARS, fit_sections
-    from .visible_text import visible
+    # quotes from a program are escaped (grader.harness.visible_text).
+    from grader.harness.failure import MESSAGE_CHARS, fit_sections
+    from grader.harness.visible_text import visible
     if not isinstance(excinfo.value, GradingFailure):
         return None
     transcript = item.stash.get(TRANSCRIPT, None)
@@ -328,7 +329,7 @@ def _text(longrepr) -> str:
 
 class ResultRecorder:
     """Writes each test's outcome and points to the results file as the run
-    goes (see grader.results_stream): the plan after collection, a line
+    goes (see grader.results): the plan after collection, a line
     when a test starts, a line when it ends, the summary when the session
     ends. A run the runner has to kill still leaves every finished test's
     points and the name of the test that was running. Registered only

@@ -1,6 +1,6 @@
 """The results file is a stream written as each test ends, so a run that is
 stopped at the exercise's time limit keeps the points of the tests that
-finished and names the test that was running (grader.results_stream, the
+finished and names the test that was running (grader.results, the
 plugin's ResultRecorder, runner._read_results)."""
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from grader import manifest, results_stream as stream, runner
+from grader import results as stream
+from grader.course import manifest
+from grader.grading import grade_exercise
 from support import build_submission
 
 EXERCISE = manifest.get("01_tcp_server")
@@ -43,7 +45,7 @@ TIME_LIMIT = 12
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the hidden suite's SIGSTOP test")
 def test_a_hung_test_loses_its_points_and_the_finished_ones_keep_theirs(tmp_path):
     submission = build_submission(tmp_path, EXERCISE, HANGS_AT_END_OF_FILE)
-    result = runner.grade_exercise(EXERCISE, submission, select=" or ".join((*FINISHED, HUNG, AFTER)),
+    result = grade_exercise.grade_exercise(EXERCISE, submission, select=" or ".join((*FINISHED, HUNG, AFTER)),
                                    timeout=TIME_LIMIT)
     by_name = {t.name: t for t in result.tests}
     for name in FINISHED:
@@ -96,7 +98,7 @@ def test_each_test_is_on_disk_when_it_ends_and_the_reader_names_the_one_running(
     results = tmp_path / "results.jsonl"
     command = [sys.executable, "-m", "pytest", "-p", "grader.plugin", "-p", "no:cacheprovider",
                "-q", "--socklab-results", str(results), "test_suite.py"]
-    proc = subprocess.Popen(command, cwd=tmp_path, env=runner.pytest_environment(),
+    proc = subprocess.Popen(command, cwd=tmp_path, env=grade_exercise.pytest_environment(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
@@ -116,7 +118,7 @@ def test_each_test_is_on_disk_when_it_ends_and_the_reader_names_the_one_running(
     assert records[2]["status"] == "passed" and records[4]["status"] == "failed"
     assert "wrong answer" in records[4]["message"]
 
-    result = runner._read_results(EXERCISE, results, output, stopped_after=7)
+    result = grade_exercise._read_results(EXERCISE, results, output, stopped_after=7)
     assert [(t.name, t.status, t.score, t.max_score) for t in result.tests] == [
         ("test_first", "passed", 3, 3), ("test_fails", "failed", 0, 2),
         ("test_waits_forever", "failed", 0, 4), ("test_never_reached", "not run", 0, 1)]
@@ -135,14 +137,14 @@ def test_a_finished_run_ends_with_its_summary(tmp_path):
     results = tmp_path / "results.jsonl"
     done = subprocess.run([sys.executable, "-m", "pytest", "-p", "grader.plugin", "-p",
                            "no:cacheprovider", "-q", "--socklab-results", str(results),
-                           "test_suite.py"], cwd=tmp_path, env=runner.pytest_environment(),
+                           "test_suite.py"], cwd=tmp_path, env=grade_exercise.pytest_environment(),
                           capture_output=True, text=True, timeout=120)
     end = read_lines(results)[-1]
     assert end["record"] == "end" and end["exitstatus"] == 1 and end["version"] == stream.VERSION
     assert [(t["name"], t["status"], t["score"]) for t in end["tests"]] == [
         ("test_first", "passed", 3), ("test_fails", "failed", 0),
         ("test_waits_forever", "passed", 4), ("test_never_reached", "passed", 1)]
-    result = runner._read_results(EXERCISE, results, done.stdout)
+    result = grade_exercise._read_results(EXERCISE, results, done.stdout)
     assert (result.score, result.max_score, result.message) == (8, 10, "")
 
 
@@ -166,7 +168,7 @@ def test_a_line_cut_short_by_the_kill_is_ignored(tmp_path):
                              max_score=5, message=""),
                  stream.line(stream.START, nodeid="t.py::test_b"),
                  '{"record": "result", "nodeid": "t.py::test_b", "stat')
-    result = runner._read_results(EXERCISE, path, "", stopped_after=30)
+    result = grade_exercise._read_results(EXERCISE, path, "", stopped_after=30)
     assert [(t.status, t.score) for t in result.tests] == [("passed", 5), ("failed", 0)]
     assert result.message.endswith("the one test that finished keeps its points; `test_b` scores 0.")
 
@@ -176,29 +178,29 @@ def test_stopped_between_tests_and_before_any_started(tmp_path):
                  stream.line(stream.START, nodeid="t.py::test_a"),
                  stream.line(stream.RESULT, nodeid="t.py::test_a", status="failed", score=0,
                              max_score=5, message="no"))
-    result = runner._read_results(EXERCISE, path, "", stopped_after=30)
+    result = grade_exercise._read_results(EXERCISE, path, "", stopped_after=30)
     assert "stopped between two tests" in result.message
     assert "the 1 test that had not started scores 0" in result.message
     assert result.tests[1].message == "not run: grading stopped after 30 s, before this test started"
 
     path = write(tmp_path / "r", plan("test_a"))
-    result = runner._read_results(EXERCISE, path, "", stopped_after=30)
+    result = grade_exercise._read_results(EXERCISE, path, "", stopped_after=30)
     assert "before any test started" in result.message and result.tests[0].status == "not run"
 
 
 def test_a_run_that_died_without_a_timeout_is_the_graders_problem(tmp_path):
     path = write(tmp_path / "r", plan("test_a"), stream.line(stream.START, nodeid="t.py::test_a"))
-    result = runner._read_results(EXERCISE, path, "Killed")
+    result = grade_exercise._read_results(EXERCISE, path, "Killed")
     assert "ended early while `test_a` was running (a grader problem, not yours)" in result.message
     assert result.message.endswith("Killed") and result.tests[0].status == "failed"
 
 
 def test_no_file_or_another_version_is_a_grader_problem(tmp_path):
-    missing = runner._read_results(EXERCISE, tmp_path / "none", "boom")
+    missing = grade_exercise._read_results(EXERCISE, tmp_path / "none", "boom")
     assert missing.score == 0 and "(a grader problem, not yours)" in missing.message
     old = write(tmp_path / "old", json.dumps({"record": "plan", "version": 1, "seed": 1,
                                               "tests": []}) + "\n")
-    result = runner._read_results(EXERCISE, old, "")
+    result = grade_exercise._read_results(EXERCISE, old, "")
     assert "format version 1" in result.message and result.score == 0
 
 

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from grader import cli, groups, hints, manifest, readme, status
-from grader.runner import ExerciseResult
-from grader.runner import TestResult as Result  # (a Test* name would look like a test class)
+from grader import cli
+from grader.course import manifest, readme
+from grader.grading import task_groups
+from grader.grading.grade_exercise import ExerciseResult
+from grader.grading.grade_exercise import TestResult as Result  # (a Test* name would look like a test class)
+from grader.student import hints, status
 from private_tmp import scratch  # noqa: F401 (a fixture)
 from support import MUTANTS_DIR, build_submission, read_mutant
 
@@ -53,7 +56,7 @@ def test_every_readme_has_hints_and_a_heading_for_every_task_its_tests_name():
     """Failure messages and `socklab status` point at "Task N — ..." headings:
     each task that a visible or hidden test checks must have one."""
     with ThreadPoolExecutor(max_workers=status.default_jobs()) as pool:
-        collected = dict(zip(EXERCISES, pool.map(groups.collect, EXERCISES)))
+        collected = dict(zip(EXERCISES, pool.map(task_groups.collect, EXERCISES)))
     for exercise in EXERCISES:
         text = readme.readme_path(exercise).read_text(encoding="utf-8")
         tasks = [g.task for g in collected[exercise]]

@@ -6,10 +6,10 @@ answers one message."""
 
 import pytest
 
-from grader import textgen
-from grader.failure import check
-from grader.fake_server import FakeServers
-from grader.module_runner import ModuleRunner
+from grader.harness.failure import check
+from grader.harness.module_calls import ModuleRunner
+from grader.testkit import textgen
+from grader.testkit.fake_server import FakeServers
 
 CONNECT_AND_TALK = '''
 import sockethelpers

@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from grader import textgen
-from grader.failure import check
-from grader.udp_peer import UdpPeers
+from grader.harness.failure import check
+from grader.testkit import textgen
+from grader.testkit.udp_peer import UdpPeers
 
 READY = lambda port: rf"\[server\] listening on 0\.0\.0\.0:{port} \(udp\)\s*$"
 

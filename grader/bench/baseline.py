@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ..manifest import COURSE_ROOT
+from grader.course.manifest import COURSE_ROOT
 
 SOURCE = COURSE_ROOT / "bench" / "c" / "chat_epoll.c"
 COMPILERS = ("cc", "gcc", "clang")

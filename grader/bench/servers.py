@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .. import manifest, submission
-from ..process import python_argv
-from . import baseline
+from grader.bench import baseline
+from grader.course import manifest, submission
+from grader.harness.program import python_argv
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..bench import plot, report, runner, servers
-from ..manifest import SOLUTIONS_DIR
+from grader.bench import measure, plot, report, servers
+from grader.course.manifest import SOLUTIONS_DIR
 
 ORDER = 60
 DEFAULT_SERVERS = "poll,epoll,threads,c10k,c"
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if not root.is_dir():
         print(f"socklab bench: {root} is not a folder", file=sys.stderr)
         return 2
-    settings = runner.Settings(servers=args.servers, fds=args.fds, messages=args.messages,
+    settings = measure.Settings(servers=args.servers, fds=args.fds, messages=args.messages,
                                warmup=args.warmup, repeats=args.repeats, seed=args.seed)
     output = Path(args.output)
     png = Path(args.plot) if args.plot else output / "bench.png"
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    outcome = runner.run(settings, root, say=say)
+    outcome = measure.run(settings, root, say=say)
     print(report.table(outcome) if outcome.rows else "Nothing was measured.")
     for line in report.highlights(outcome) + outcome.notes:
         print(line)

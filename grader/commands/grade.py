@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import formats, manifest, runner, sandbox
+from grader.course import manifest
+from grader.grading import formats, grade_exercise
+from grader.harness import sandbox
 
 ORDER = 10
 
@@ -52,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     except UsageProblem as exc:
         print(f"socklab grade: {exc}", file=sys.stderr)
         return 2
-    results = runner.grade(submission, ids, timeout=args.exercise_timeout,
+    results = grade_exercise.grade(submission, ids, timeout=args.exercise_timeout,
                            isolate_net=isolate_net_allowed(args.isolate_net, "grade"))
     if args.format == "json":
         text = formats.as_json(results)
@@ -77,9 +79,9 @@ def add_grading_options(parser: argparse.ArgumentParser) -> None:
                         help="grade each exercise in a fresh network namespace with only "
                              "loopback (the default where the machine allows it: root and "
                              "network namespaces; elsewhere a warning)")
-    parser.add_argument("--exercise-timeout", type=float, default=runner.EXERCISE_TIMEOUT,
+    parser.add_argument("--exercise-timeout", type=float, default=grade_exercise.EXERCISE_TIMEOUT,
                         metavar="SECONDS", help="stop one exercise's grading after this long "
-                                                f"(default {runner.EXERCISE_TIMEOUT})")
+                                                f"(default {grade_exercise.EXERCISE_TIMEOUT})")
 
 
 def register(commands) -> None:

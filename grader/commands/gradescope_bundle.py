@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import gradescope, manifest
+from grader.course import manifest
+from grader.publish import gradescope_bundle
 
 ORDER = 45
 
@@ -18,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
-        names = gradescope.build(out, args.exercise)
+        names = gradescope_bundle.build(out, args.exercise)
     except manifest.ManifestError as exc:
         print(f"socklab gradescope-bundle: {exc}", file=sys.stderr)
         return 2

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import hints, manifest, readme
+from grader.course import manifest, readme
+from grader.student import hints
 
 ORDER = 21
 

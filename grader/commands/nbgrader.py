@@ -7,8 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import manifest
-from .grade import exercise_ids
+from grader.commands.grade import exercise_ids
+from grader.course import manifest
 
 ORDER = 40
 
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"socklab nbgrader: {exc}", file=sys.stderr)
         return 2
     try:
-        from .. import nbgrader_course
+        from grader.publish.nbgrader import build_course
     except ImportError as exc:
         print(f"socklab nbgrader: nbgrader is not installed here ({exc}). Install the "
               "instructor extra: pip install -e '.[instructor]'", file=sys.stderr)
@@ -41,12 +41,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     exercises = [manifest.get(i) for i in ids] if ids else list(manifest.load())
     try:
-        folders = nbgrader_course.generate(out, exercises)
+        folders = build_course.generate(out, exercises)
     except RuntimeError as exc:  # a suite that cannot be collected
         print(f"socklab nbgrader: {exc}", file=sys.stderr)
         return 1
     print(f"wrote the nbgrader course {out}: nbgrader_config.py, "
-          f"jupyter/kernels/{nbgrader_course.KERNEL_NAME}/ and {len(folders)} assignment(s):")
+          f"jupyter/kernels/{build_course.KERNEL_NAME}/ and {len(folders)} assignment(s):")
     for folder in folders:
         print(f"  {folder}")
     print(NEXT_STEPS.format(out=out))

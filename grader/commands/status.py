@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import manifest, status
+from grader.course import manifest
+from grader.student import status
 
 ORDER = 20
 

@@ -1,9 +1,9 @@
 """Hidden suite for 02_tcp_client: every clause of the contract.
 
 sockethelpers.py is a module: each check imports it in a child Python
-process (grader.module_runner), never here. tcp_client.py is a program: it
+process (grader.harness.module_calls), never here. tcp_client.py is a program: it
 is spawned against a one-shot server that the test runs in a thread
-(grader.fake_server). Where a host name with several candidates is needed,
+(grader.testkit.fake_server). Where a host name with several candidates is needed,
 a fake resolver answers for a few made-up names (*.socklab.test)."""
 
 import ipaddress
@@ -12,10 +12,10 @@ import socket
 
 import pytest
 
-from grader import textgen
-from grader.failure import check, fail
-from grader.fake_server import FakeServers, fake_resolver_source, install_fake_resolver
-from grader.module_runner import ModuleRunner
+from grader.harness.failure import check, fail
+from grader.harness.module_calls import ModuleRunner
+from grader.testkit import textgen
+from grader.testkit.fake_server import FakeServers, fake_resolver_source, install_fake_resolver
 
 TRACEBACK = "Traceback (most recent call last)"
 PROMPT = "what to send to the server?"

@@ -8,10 +8,10 @@ import re
 import psutil
 import pytest
 
-from grader import textgen
-from grader.failure import check, fail
-from grader.orphans import OrphanWatch
-from grader.suites.server_rules import TRACEBACK, USAGE
+from grader.harness.failure import check, fail
+from grader.harness.orphans import OrphanWatch
+from grader.testkit import textgen
+from grader.testkit.suites.server_rules import TRACEBACK, USAGE
 
 SCRIPT = "pair.py"
 FORKED = re.compile(r"parent (\d+) forked child (\d+)\s*$")

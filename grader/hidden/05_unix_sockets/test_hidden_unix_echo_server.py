@@ -3,7 +3,7 @@
 Not a TCP server, so ServerRulesTests does not apply as a whole; the
 general rules that do apply (usage errors from a working program, SIGTERM
 and SIGINT, an idle server sleeping in the kernel) reuse its helpers. The
-socket files live in a short per-test folder (see grader.unix_sockets)."""
+socket files live in a short per-test folder (see grader.testkit.unix_sockets)."""
 
 import os
 import re
@@ -17,13 +17,13 @@ import time
 import psutil
 import pytest
 
-from grader import textgen
-from grader.client import echo_exchange
-from grader.failure import GradingFailure, check, fail
-from grader.process import start_peer
-from grader.suites.server_rules import (TRACEBACK, USAGE, ServerSpec, expect_clean_exit,
-                                        measure_cpu, require_working, start)
-from grader.unix_sockets import socket_dir, unix_connect  # noqa: F401 (fixtures)
+from grader.harness.failure import GradingFailure, check, fail
+from grader.harness.program import start_peer
+from grader.testkit import textgen
+from grader.testkit.line_client import echo_exchange
+from grader.testkit.suites.server_rules import (TRACEBACK, USAGE, ServerSpec, expect_clean_exit,
+                                                measure_cpu, require_working, start)
+from grader.testkit.unix_sockets import socket_dir, unix_connect  # noqa: F401 (fixtures)
 
 SCRIPT = "unix_echo_server.py"
 CONNECTED = re.compile(r"connection from pid (\d+) uid (\d+)\s*$")

@@ -1,7 +1,7 @@
 """Hidden suite for 06_udp: the UDP echo server, the client that retries,
 and the general rules that apply to a UDP server.
 
-The server is driven by UDP sockets of the test (grader.udp_peer); the
+The server is driven by UDP sockets of the test (grader.testkit.udp_peer); the
 client is run against fake UDP servers that drop datagrams, never answer,
 or let a stranger write to the client first. server_rules.ServerRulesTests
 speaks TCP, so its rules are re-stated here for a datagram socket, with its
@@ -17,11 +17,11 @@ import time
 
 import pytest
 
-from grader import textgen
-from grader.failure import GradingFailure, check, fail
-from grader.suites.server_rules import (TRACEBACK, USAGE, ServerSpec, expect_clean_exit,
-                                        measure_cpu)
-from grader.udp_peer import UdpPeers, occupy_port
+from grader.harness.failure import GradingFailure, check, fail
+from grader.testkit import textgen
+from grader.testkit.suites.server_rules import (TRACEBACK, USAGE, ServerSpec, expect_clean_exit,
+                                                measure_cpu)
+from grader.testkit.udp_peer import UdpPeers, occupy_port
 
 SERVER = ServerSpec(
     script="udp_server.py",

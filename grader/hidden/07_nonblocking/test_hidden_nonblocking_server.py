@@ -12,11 +12,12 @@ import time
 import psutil
 import pytest
 
-from grader import cpu, source_check, textgen
-from grader.client import LineClient
-from grader.failure import check, fail
-from grader.suites.server_rules import (PlainImportTests, ServerRulesTests, ServerSpec, check_alone,
-                                        check_forbidden, read_submitted, watch)
+from grader.harness import cpu
+from grader.harness.failure import check, fail
+from grader.testkit import source_check, textgen
+from grader.testkit.line_client import LineClient
+from grader.testkit.suites.server_rules import (PlainImportTests, ServerRulesTests, ServerSpec,
+                                                check_alone, check_forbidden, read_submitted, watch)
 
 SCRIPT = "nonblocking_server.py"
 READY = lambda port: rf"\[server\] listening on 0\.0\.0\.0:{port}\s*$"
@@ -83,7 +84,7 @@ def open_client(transcript):
 
 class TestServerRules(ServerRulesTests):
     # The shared idle test measures what the server asks for (time running
-    # or waiting to run, see grader.cpu) against this exercise's own bound,
+    # or waiting to run, see grader.harness.cpu) against this exercise's own bound,
     # IDLE_LIMIT, at start-up and again after echo_conversation.
     pass
 
