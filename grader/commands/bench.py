@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from grader.bench import measure, plot, report, servers
+from grader.commands._options import UsageProblem, refuses_bad_usage
 from grader.course.manifest import SOLUTIONS_DIR
 
 ORDER = 60
@@ -44,16 +45,15 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+@refuses_bad_usage
 def run(args: argparse.Namespace) -> int:
     if not sys.platform.startswith("linux"):
-        print("socklab bench: needs Linux (epoll, /proc, sock_diag)", file=sys.stderr)
-        return 2
+        raise UsageProblem("needs Linux (epoll, /proc, sock_diag)")
     root = Path(args.submission)
     if not root.is_dir():
-        print(f"socklab bench: {root} is not a folder", file=sys.stderr)
-        return 2
+        raise UsageProblem(f"{root} is not a folder")
     settings = measure.Settings(servers=args.servers, fds=args.fds, messages=args.messages,
-                               warmup=args.warmup, repeats=args.repeats, seed=args.seed)
+                                warmup=args.warmup, repeats=args.repeats, seed=args.seed)
     output = Path(args.output)
     png = Path(args.plot) if args.plot else output / "bench.png"
 

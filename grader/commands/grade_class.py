@@ -11,24 +11,20 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from grader.commands.grade import UsageProblem, add_grading_options, folder_and_ids, isolate_net_allowed
-from grader.course import manifest
+from grader.commands._options import (UsageProblem, add_grading_options, chosen_exercises,
+                                      folder_and_ids, isolate_net_allowed, refuses_bad_usage)
 from grader.grading import formats, grade_class
 from grader.harness import sandbox
 
 ORDER = 20
 
 
+@refuses_bad_usage
 def run(args: argparse.Namespace) -> int:
-    try:
-        class_dir, ids = folder_and_ids(args.class_dir, args)
-    except UsageProblem as exc:
-        print(f"socklab grade-class: {exc}", file=sys.stderr)
-        return 2
+    class_dir, ids = folder_and_ids(args.class_dir, args)
     if not grade_class.students(class_dir):
-        print(f"socklab grade-class: no student folders in {class_dir}", file=sys.stderr)
-        return 2
-    exercises = [manifest.get(i) for i in ids] if ids else list(manifest.load())
+        raise UsageProblem(f"no student folders in {class_dir}")
+    exercises = chosen_exercises(ids)
     output = Path(args.output)
     isolate = isolate_net_allowed(args.isolate_net, "grade-class")
     print(f"socklab grade-class: student programs get {sandbox.describe()}"

@@ -7,8 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from grader.commands.grade import exercise_ids
-from grader.course import manifest
+from grader.commands._options import UsageProblem, chosen_exercises, exercise_ids, refuses_bad_usage
 
 ORDER = 40
 
@@ -23,23 +22,18 @@ Next, from {out}:
 See docs/nbgrader.md."""
 
 
+@refuses_bad_usage
 def run(args: argparse.Namespace) -> int:
-    try:
-        ids = exercise_ids(args)
-    except manifest.ManifestError as exc:
-        print(f"socklab nbgrader: {exc}", file=sys.stderr)
-        return 2
+    ids = exercise_ids(args)
     try:
         from grader.publish.nbgrader import build_course
     except ImportError as exc:
-        print(f"socklab nbgrader: nbgrader is not installed here ({exc}). Install the "
-              "instructor extra: pip install -e '.[instructor]'", file=sys.stderr)
-        return 2
+        raise UsageProblem(f"nbgrader is not installed here ({exc}). Install the "
+                           "instructor extra: pip install -e '.[instructor]'") from None
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        print(f"socklab nbgrader: {out} exists and is not a folder", file=sys.stderr)
-        return 2
-    exercises = [manifest.get(i) for i in ids] if ids else list(manifest.load())
+        raise UsageProblem(f"{out} exists and is not a folder")
+    exercises = chosen_exercises(ids)
     try:
         folders = build_course.generate(out, exercises)
     except RuntimeError as exc:  # a suite that cannot be collected

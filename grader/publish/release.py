@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.course import manifest
+from grader.student import arguments
 from grader.publish import github_classroom, module_closure, student_repo_files
 
 GRADER_DIR = Path(__file__).resolve().parents[1]   # the package `grader`
@@ -28,7 +29,7 @@ COMMANDS_DIR = GRADER_DIR / "commands"
 # `socklab` subcommands that make sense in a student's repository. The
 # others (grade, release, classroom, nbgrader, ...) need the hidden suites,
 # the solutions or an instructor's setup.
-STUDENT_COMMANDS = ("status", "hint")
+STUDENT_COMMANDS = tuple(arguments.STUDENT_COMMANDS)
 # Modules every student install loads, whatever the visible tests import.
 ROOT_MODULES = ("grader", "grader.plugin", "grader.cli", "grader.commands")
 # Package files that are not modules (the runner pins pytest with this one).
