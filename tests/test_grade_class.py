@@ -15,7 +15,7 @@ import pytest
 
 from grader.course import manifest
 from grader.grading import grade_class, grade_exercise
-from grader.grading.grade_exercise import ExerciseResult
+from grader.results import ExerciseResult, TestResult
 from support import MUTANTS_DIR, build_submission, read_mutant
 
 EXERCISE = manifest.get("00_basics")
@@ -78,7 +78,7 @@ class StandIn:
         if folder.name in self.crash:
             raise RuntimeError("the grader fell over")
         size = (folder / exercise.id / exercise.files[0]).stat().st_size
-        test = grade_exercise.TestResult("test_size", size % 100, 100, "passed")
+        test = TestResult("test_size", size % 100, 100, "passed")
         return ExerciseResult(exercise.id, size % 100, 100, [test])
 
 

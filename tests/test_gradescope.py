@@ -18,9 +18,8 @@ import pytest
 
 from grader.course import manifest
 from grader.grading import formats
-from grader.grading.grade_exercise import ExerciseResult
-from grader.grading.grade_exercise import TestResult as Result  # (a Test* name would look like a test class)
 from grader.publish import gradescope_bundle
+from grader.results import ExerciseResult, TestResult
 from private_tmp import private_folder, scratch  # noqa: F401 (a fixture)
 from support import MUTANTS_DIR, build_submission, read_mutant
 
@@ -74,10 +73,10 @@ def test_results_json_lists_every_test_with_its_points():
     failed_message = "What the test did:\n    connected\nWhat it expected:\n    a greeting"
     results = [
         ExerciseResult("01_tcp_server", 3, 12, seconds=2.6, tests=[
-            Result("test_listens", 3, 3, "passed", task=1),
-            Result("test_echoes", 0, 5, "failed", failed_message, task=2),
-            Result("test_linux_only", 0, 0, "skipped", "needs linux"),
-            Result("test_after_timeout", 0, 4, "not run", "the test did not run", task=2),
+            TestResult("test_listens", 3, 3, "passed", task=1),
+            TestResult("test_echoes", 0, 5, "failed", failed_message, task=2),
+            TestResult("test_linux_only", 0, 0, "skipped", "needs linux"),
+            TestResult("test_after_timeout", 0, 4, "not run", "the test did not run", task=2),
         ], message="grading 01_tcp_server took longer than 600 s and was stopped"),
         ExerciseResult("03_poll", 0, 100, message="no folder 03_poll/ in /submission"),
     ]

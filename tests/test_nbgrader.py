@@ -23,6 +23,7 @@ from grader.course import manifest
 from grader.grading import grade_exercise, task_groups
 from grader.publish.nbgrader import autograde_cell, build_course
 from grader.publish.nbgrader.autograde_guard import DropUngradedCode
+from grader.results import ExerciseResult, TestResult
 from support import MUTANTS_DIR, build_submission, read_mutant
 
 # The round trip grades three students with nbgrader and again natively, so
@@ -94,10 +95,10 @@ def test_command_refuses_an_unknown_exercise(tmp_path, capsys):
 def _fake_run(calls: list):
     def stand_in(exercise, folder, **kwargs):
         calls.append(Path(folder))
-        return grade_exercise.ExerciseResult(exercise.id, 4, 10, [
-            grade_exercise.TestResult("test_one", 4, 4, "passed", task=1),
-            grade_exercise.TestResult("test_two", 0, 3, "failed", "What happened:\n    it hung", task=1),
-            grade_exercise.TestResult("test_rule", 0, 3, "failed", "What happened:\n    a traceback"),
+        return ExerciseResult(exercise.id, 4, 10, [
+            TestResult("test_one", 4, 4, "passed", task=1),
+            TestResult("test_two", 0, 3, "failed", "What happened:\n    it hung", task=1),
+            TestResult("test_rule", 0, 3, "failed", "What happened:\n    a traceback"),
         ])
     return stand_in
 

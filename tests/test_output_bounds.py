@@ -18,6 +18,7 @@ from grader.harness.program import Program, python_argv
 from grader.harness.transcript import Transcript
 from grader.harness.visible_text import visible
 from grader.plugin import STATE, TRANSCRIPT, _student_message
+from grader.results import ExerciseResult, TestResult
 
 MiB = 1 << 20
 KEPT_CAP = program_module.HEAD_BYTES + program_module.WINDOW_BYTES   # characters of stdout kept at most
@@ -207,8 +208,8 @@ def test_a_program_cannot_draw_on_the_instructors_terminal(tmp_path):
     # in the program's stdout and stderr lines, a lone \r is shown, not obeyed
     assert message.count("    | 01_tcp_server  100/100\\x9b2J\\x07\\x7f\\rOVER") == 2, message
     assert not any(ch in message for ch in "\x1b\x9b\r\x07\x7f"), repr(message)
-    result = grade_exercise.ExerciseResult("01_tcp_server", 0, 100, tests=[
-        grade_exercise.TestResult("test_x", 0, 10, "failed", message=FAKE_TABLE)], message=FAKE_TABLE)
+    result = ExerciseResult("01_tcp_server", 0, 100, tests=[
+        TestResult("test_x", 0, 10, "failed", message=FAKE_TABLE)], message=FAKE_TABLE)
     for shown in (formats.table([result]), formats.failures([result]), formats.as_json([result])):
         assert not any(ch in shown for ch in "\x1b\x9b\r\x07\x7f"), repr(shown)
     assert "\\x1b[2J" in formats.failures([result])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from grader.course import manifest
-from grader.grading.grade_exercise import ExerciseResult
 from grader.harness.failure import MESSAGE_CHARS, cut_middle
 from grader.harness.visible_text import visible
+from grader.results import ExerciseResult
 
 # A test's message in any report is at most REPORT_MESSAGE_CHARS: the plugin
 # already caps a student message at MESSAGE_CHARS (with control characters

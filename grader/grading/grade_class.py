@@ -24,7 +24,7 @@ from typing import Callable
 from grader.course import manifest
 from grader.course.submission import link_problem, locate
 from grader.grading import formats, grade_exercise
-from grader.grading.grade_exercise import ExerciseResult
+from grader.results import ExerciseResult
 
 REPORT_VERSION = 1
 GRADER_ERROR = "grading could not run"

@@ -4,54 +4,27 @@ every test's result. The grader's own process never imports student code."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from grader import results as stream
+from grader import results
 from grader.course import manifest
 from grader.course.submission import link_problem, locate
 from grader.harness import sandbox
 from grader.harness.jail import LEFTOVER_PREFIX
+from grader.results import ExerciseResult, Outcome, TestResult
 
 GRADING_INI = Path(__file__).resolve().parent / "grading.ini"
 EXERCISE_TIMEOUT = 600  # seconds for a whole exercise, whatever its tests do
 WORK_BYTES = 256 << 20  # all the run folders, logs and temp files of one exercise's grading
 
 
-@dataclass
-class TestResult:
-    name: str
-    score: float
-    max_score: float
-    status: str
-    message: str = ""
-    task: int | None = None
-    nodeid: str = ""
-
-
-@dataclass
-class ExerciseResult:
-    id: str
-    score: float
-    max_score: float
-    tests: list[TestResult] = field(default_factory=list)
-    message: str = ""
-    seconds: float = 0.0
-
-    def to_json(self) -> dict:
-        data = asdict(self)
-        data.pop("id")
-        return data
-
-
-def pytest_command(exercise: manifest.Exercise, submission: Path, results: Path,
+def pytest_command(exercise: manifest.Exercise, submission: Path, results_file: Path,
                    select: str | None = None, tasks: list[str] | None = None,
                    hidden: bool = True, visible: bool = True,
                    sandbox_mode: str = "auto") -> list[str]:
@@ -61,7 +34,7 @@ def pytest_command(exercise: manifest.Exercise, submission: Path, results: Path,
              + (exercise.visible_tests() if visible else [])]
     cmd = [sys.executable, "-m", "pytest", "-c", str(GRADING_INI),
            "--rootdir", str(manifest.COURSE_ROOT), "-p", "grader.plugin", "-p", "pytest_timeout",
-           "--submission", str(submission), "--socklab-results", str(results),
+           "--submission", str(submission), "--socklab-results", str(results_file),
            "--socklab-sandbox", sandbox_mode, "-q", "--no-header", "-rN", *tests]
     if select:
         cmd += ["-k", select]
@@ -116,12 +89,12 @@ def grade_exercise(exercise: manifest.Exercise, submission: Path, select: str | 
         return ExerciseResult(exercise.id, 0, exercise.points, message=refused,
                               seconds=time.monotonic() - started)
     with tempfile.TemporaryDirectory(prefix="socklab-grade-") as tmp:
-        results = Path(tmp) / "results.json"
+        results_file = Path(tmp) / "results.json"
         work = Path(tmp) / "work"
         work.mkdir()
         # A student's own run of the visible tests (hidden=False, `socklab
         # status`) needs no sandbox, as `pytest exercises/...` has none.
-        cmd = jail_command(pytest_command(exercise, Path(submission).resolve(), results,
+        cmd = jail_command(pytest_command(exercise, Path(submission).resolve(), results_file,
                                           select, tasks, hidden=hidden,
                                           sandbox_mode="auto" if hidden else "off"),
                            isolate_net, work)
@@ -145,7 +118,7 @@ def grade_exercise(exercise: manifest.Exercise, submission: Path, select: str | 
             except ProcessLookupError:
                 pass
         text = output.decode("utf-8", errors="replace")
-        result = _read_results(exercise, results, text, stopped_after=timeout if timed_out else None)
+        result = _read_results(exercise, results_file, text, stopped_after=timeout if timed_out else None)
     # On a timeout the jail stops the whole run by design: nothing to report.
     leftovers = [line for line in text.splitlines()
                  if line.startswith(LEFTOVER_PREFIX)] if not timed_out else []
@@ -154,34 +127,6 @@ def grade_exercise(exercise: manifest.Exercise, submission: Path, select: str | 
             "socklab-jail: ", "after the tests, the grader ")).strip()
     result.seconds = time.monotonic() - started
     return result
-
-
-def _read_records(path: Path) -> list[dict]:
-    """Every whole record of the results file (grader.results). A
-    line cut short by a kill is not valid JSON and is dropped."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    records = []
-    for raw in text.splitlines():
-        try:
-            record = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and record.get(stream.KIND) in stream.FIELDS:
-            records.append(record)
-    return records
-
-
-def planned_tests(path: Path) -> list[dict] | None:
-    """The tests a run collected (TEST_FIELDS of each, in order), from its
-    results file; None when the file holds no plan this grader reads. Used
-    by grader.grading.task_groups, which runs pytest with --collect-only."""
-    plan = next((r for r in _read_records(path) if r[stream.KIND] == stream.PLAN), None)
-    if plan is None or plan.get("version") != stream.VERSION:
-        return None
-    return plan["tests"]
 
 
 def _plural(count: int, word: str) -> str:
@@ -195,15 +140,12 @@ def _read_results(exercise: manifest.Exercise, path: Path, output: str,
     many seconds). A finished run's summary is taken as it is; otherwise the
     tests that finished keep their points, the one that was running scores
     0 with a message naming it, and the rest are "not run"."""
-    records = _read_records(path)
-    plan = next((r for r in records if r[stream.KIND] == stream.PLAN), None)
-    end = next((r for r in reversed(records) if r[stream.KIND] == stream.END), None)
+    run = results.read(path)
     tail = "\n".join(output.splitlines()[-30:])
-    header = end or plan
-    if header is None or header.get("version") != stream.VERSION:
-        if header is not None:
-            why = (f"results in format version {header.get('version')}, where this grader "
-                   f"reads version {stream.VERSION}")
+    if not run.readable:
+        if run.version is not None:
+            why = (f"results in format version {run.version}, where this grader "
+                   f"reads version {results.VERSION}")
         elif stopped_after is not None:
             why = f"no test had started after {stopped_after:g} s, when it was stopped"
         else:
@@ -211,18 +153,14 @@ def _read_results(exercise: manifest.Exercise, path: Path, output: str,
         return ExerciseResult(exercise.id, 0, exercise.points,
                               message=f"the test run for {exercise.id} produced {why} "
                                       f"(a grader problem, not yours). Its output ended with:\n{tail}")
-    if end is not None:
-        tests = [_test_result(t, t) for t in end["tests"]]
-        result = ExerciseResult(exercise.id, sum(t.score for t in tests),
-                                sum(t.max_score for t in tests), tests)
-        if end["exitstatus"] not in (0, 1):
-            result.message = f"pytest ended with status {end['exitstatus']}"
+    if run.summary is not None:
+        result = ExerciseResult.of_tests(exercise.id, [TestResult.of(t, o) for t, o in run.summary])
+        if run.exitstatus not in (0, 1):
+            result.message = f"pytest ended with status {run.exitstatus}"
         return result
 
-    finished = {r["nodeid"]: r for r in records if r[stream.KIND] == stream.RESULT}
-    starts = [r["nodeid"] for r in records if r[stream.KIND] == stream.START]
-    running = starts[-1] if starts and starts[-1] not in finished else None
-    running_name = next((t["name"] for t in plan["tests"] if t["nodeid"] == running), running)
+    running = run.running
+    running_name = next((t.name for t in run.plan if t.nodeid == running), running)
     if stopped_after is not None:
         cut = (f"grading stopped after {stopped_after:g} s while `{running_name}` was running: "
                "it had not finished when the time for the whole exercise ran out. A program "
@@ -234,25 +172,22 @@ def _read_results(exercise: manifest.Exercise, path: Path, output: str,
                "(a grader problem, not yours)")
         unstarted = "not run: the test run stopped before this test started"
     tests = []
-    for info in plan["tests"]:
-        nodeid = info["nodeid"]
-        if nodeid in finished:
-            tests.append(_test_result(info, finished[nodeid]))
-        elif nodeid == running:
-            tests.append(_test_result(info, {"status": stream.FAILED, "score": 0,
-                                             "max_score": info["points"], "message": cut}))
+    for test in run.plan:
+        if test.nodeid in run.finished:
+            outcome = run.finished[test.nodeid]
+        elif test.nodeid == running:
+            outcome = Outcome(results.FAILED, 0, test.points, cut)
         else:
-            tests.append(_test_result(info, {"status": stream.NOT_RUN, "score": 0,
-                                             "max_score": info["points"], "message": unstarted}))
-    result = ExerciseResult(exercise.id, sum(t.score for t in tests),
-                            sum(t.max_score for t in tests), tests)
+            outcome = Outcome(results.NOT_RUN, 0, test.points, unstarted)
+        tests.append(TestResult.of(test, outcome))
+    result = ExerciseResult.of_tests(exercise.id, tests)
     if running is not None:
         where = f" while `{running_name}` was running"
     else:
-        where = " between two tests" if starts else " before any test started"
-    summary = _what_was_kept(sum(t.nodeid in finished for t in tests),
+        where = " between two tests" if run.started else " before any test started"
+    summary = _what_was_kept(sum(t.nodeid in run.finished for t in tests),
                              running_name if running is not None else None,
-                             sum(t.status == stream.NOT_RUN for t in tests))
+                             sum(t.status == results.NOT_RUN for t in tests))
     if stopped_after is not None:
         result.message = (f"grading {exercise.id} took longer than {stopped_after:g} s and was "
                           f"stopped{where}: {summary}.")
@@ -275,13 +210,6 @@ def _what_was_kept(done: int, running: str | None, waiting: int) -> str:
         verb = "scores" if waiting == 1 else "score"
         return f"{kept}; the {_plural(waiting, 'test')} that had not started {verb} 0"
     return kept
-
-
-def _test_result(info: dict, outcome: dict) -> TestResult:
-    """A TestResult from a test's plan entry and its outcome (RESULT_FIELDS)."""
-    return TestResult(name=info["name"], score=outcome["score"], max_score=outcome["max_score"],
-                      status=outcome["status"], message=outcome["message"], task=info.get("task"),
-                      nodeid=info["nodeid"])
 
 
 def grade(submission: Path, exercise_ids: list[str] | None = None,

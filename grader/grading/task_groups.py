@@ -13,8 +13,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader import results
 from grader.course import manifest
-from grader.grading.grade_exercise import planned_tests, pytest_command, pytest_environment
+from grader.grading.grade_exercise import pytest_command, pytest_environment
 
 
 @dataclass
@@ -35,21 +36,21 @@ class Group:
 def collect(exercise: manifest.Exercise, hidden: bool = True, visible: bool = True) -> list[Group]:
     """The groups of `exercise`'s suites, in task order ('general' last)."""
     with tempfile.TemporaryDirectory(prefix="socklab-collect-") as tmp:
-        results = Path(tmp) / "collected.json"
-        cmd = pytest_command(exercise, manifest.SOLUTIONS_DIR, results,
+        collected = Path(tmp) / "collected.json"
+        cmd = pytest_command(exercise, manifest.SOLUTIONS_DIR, collected,
                              hidden=hidden, visible=visible) + ["--collect-only"]
         env = pytest_environment()
         env["TMPDIR"] = tmp
         done = subprocess.run(cmd, cwd=tmp, env=env, stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=120)
-        tests = planned_tests(results)  # the runner reads the results file
+        tests = results.read(collected).plan   # the plan: every test collected
         if tests is None:
             raise RuntimeError(f"could not collect the tests of {exercise.id}:\n"
                                f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
     groups: dict[str, Group] = {}
     for test in tests:
-        key = "general" if test["task"] is None else str(test["task"])
+        key = "general" if test.task is None else str(test.task)
         group = groups.setdefault(key, Group(key))
-        group.points += test["points"]
-        group.tests.append(test["name"])
+        group.points += test.points
+        group.tests.append(test.name)
     return sorted(groups.values(), key=lambda g: (g.task is None, g.task or 0))

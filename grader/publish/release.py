@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.course import manifest
-from grader.student import arguments
 from grader.publish import github_classroom, module_closure, student_repo_files
+from grader.student import arguments
 
 GRADER_DIR = Path(__file__).resolve().parents[1]   # the package `grader`
 COMMANDS_DIR = GRADER_DIR / "commands"

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.course import manifest, readme
-from grader.grading.grade_exercise import ExerciseResult, TestResult, grade_exercise
+from grader.grading.grade_exercise import grade_exercise
+from grader.results import ExerciseResult, TestResult
 
 DONE, IN_PROGRESS, NOT_STARTED, ERROR = "done", "in progress", "not started", "could not run"
 STATUS_TIMEOUT = 300  # seconds for one exercise's visible tests

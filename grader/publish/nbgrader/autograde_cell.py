@@ -27,8 +27,9 @@ from pathlib import Path
 from grader.course import manifest
 from grader.course.submission import locate
 from grader.grading import formats, grade_exercise
+from grader.results import ExerciseResult
 
-_runs: dict[tuple, grade_exercise.ExerciseResult] = {}  # whole-exercise runs of this kernel
+_runs: dict[tuple, ExerciseResult] = {}  # whole-exercise runs of this kernel
 
 
 class CourseOutOfDate(RuntimeError):
@@ -46,7 +47,7 @@ def _where(exercise: manifest.Exercise, group: str) -> str:
             else f"task {group} of {exercise.id}")
 
 
-def report(exercise: manifest.Exercise, group: str, result: grade_exercise.ExerciseResult) -> str:
+def report(exercise: manifest.Exercise, group: str, result: ExerciseResult) -> str:
     """The text a student reads under the cell: the score, one line per
     test, then every failed test's message."""
     passed = sum(t.status == "passed" for t in result.tests)
@@ -76,7 +77,7 @@ def _fingerprint(exercise: manifest.Exercise, folder: Path) -> tuple:
     return (exercise.id, str(folder.resolve()), tuple(files))
 
 
-def exercise_run(exercise: manifest.Exercise, folder: Path) -> grade_exercise.ExerciseResult:
+def exercise_run(exercise: manifest.Exercise, folder: Path) -> ExerciseResult:
     """The whole exercise graded on `folder`, once per state of its files."""
     key = _fingerprint(exercise, folder)
     if key not in _runs:
@@ -84,12 +85,12 @@ def exercise_run(exercise: manifest.Exercise, folder: Path) -> grade_exercise.Ex
     return _runs[key]
 
 
-def group_result(result: grade_exercise.ExerciseResult, group: str) -> grade_exercise.ExerciseResult:
+def group_result(result: ExerciseResult, group: str) -> ExerciseResult:
     """The part of a whole-exercise result that belongs to one test group."""
     tests = [t for t in result.tests if ("general" if t.task is None else str(t.task)) == group]
-    return grade_exercise.ExerciseResult(result.id, sum(t.score for t in tests),
-                                 sum(t.max_score for t in tests), tests,
-                                 message=result.message, seconds=result.seconds)
+    part = ExerciseResult.of_tests(result.id, tests, message=result.message)
+    part.seconds = result.seconds
+    return part
 
 
 def grade_group(exercise_id: str, group: str, points: float, folder: Path | None = None) -> float:
