@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from grader.grading import formats, grade_exercise
+from grader.grading import formats
 from grader.harness import program as program_module
 from grader.harness.failure import MESSAGE_CHARS, GradingFailure
 from grader.harness.module_calls import ModuleRunner

@@ -188,34 +188,53 @@ def _wait(sock: socket.socket, event: int, deadline: float) -> bool:
             return True
 
 
-def echo_exchange(client: LineClient, data: bytes, timeout: float = 10.0) -> bytes:
-    """Send `data` while reading the echo at the same time (a server that
-    echoes as it reads would otherwise block us both), and return what came
-    back: `len(data)` bytes, or fewer if the server stopped or closed."""
-    client.transcript.sent(client.name, data)
+def send_while_reading(client: LineClient, data: bytes, sent: int = 0, chunk: int = 1 << 16,
+                       pause: float = 0.0, quiet: float | None = None,
+                       timeout: float = 10.0) -> bytes:
+    """Send `data` from offset `sent` while reading what comes back at the
+    same time (a server that answers as it reads would otherwise block us
+    both): `chunk` bytes per recv(), `pause` seconds after each (a slow
+    reader). Returns what came back: `len(data)` bytes, or fewer if the
+    server closed or reset, made no progress for `quiet` seconds, or
+    `timeout` passed. A send that fails is noted, and the reading goes on.
+    Uses poll on the client's non-blocking socket, never select."""
     received = bytearray()
-    view = memoryview(data)
     poller = select.poll()
     deadline = time.monotonic() + timeout
     while len(received) < len(data) and not client.eof:
-        poller.register(client.sock, select.POLLIN | (select.POLLOUT if view else 0))
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not poller.poll(remaining * 1000):
+        poller.register(client.sock, select.POLLIN | (select.POLLOUT if sent < len(data) else 0))
+        wait = deadline - time.monotonic()
+        if quiet is not None:
+            wait = min(quiet, wait)
+        if wait <= 0 or not poller.poll(wait * 1000):
             break
-        if view:
+        if sent < len(data):
             try:
-                view = view[client.sock.send(view[:65536]):]
+                sent += client.sock.send(data[sent:sent + (1 << 16)])
             except BlockingIOError:
                 pass
+            except OSError as exc:  # the server closed or reset: read what is left
+                client.transcript.note(client.name, f"sending failed: {exc}")
+                sent = len(data)
         try:
-            chunk = client.sock.recv(65536)
-            if chunk:
-                received += chunk
+            piece = client.sock.recv(chunk)
+            if piece:
+                received += piece
+                if pause:
+                    time.sleep(pause)  # shapes the reading: a slow client
             else:
                 client.eof = True
         except BlockingIOError:
             pass
         except ConnectionResetError:
             client.eof = True
-    client.transcript.received(client.name, bytes(received))
     return bytes(received)
+
+
+def echo_exchange(client: LineClient, data: bytes, timeout: float = 10.0) -> bytes:
+    """Send `data` while reading the echo (send_while_reading), with both
+    sides in the transcript; returns what came back."""
+    client.transcript.sent(client.name, data)
+    received = send_while_reading(client, data, timeout=timeout)
+    client.transcript.received(client.name, received)
+    return received

@@ -19,7 +19,8 @@ import pytest
 
 from grader.harness.failure import GradingFailure, check, fail
 from grader.testkit import textgen
-from grader.testkit.suites.server_rules import (TRACEBACK, USAGE, ServerSpec, expect_clean_exit,
+from grader.testkit.suites.server_rules import (TRACEBACK, ServerSpec, expect_bad_arguments_refused,
+                                                expect_clean_exit, expect_port_in_use_error,
                                                 measure_cpu)
 from grader.testkit.udp_peer import UdpPeers, occupy_port
 
@@ -251,19 +252,7 @@ def test_echoes_a_large_datagram_whole(server, udp, rng):
 @pytest.mark.task(1)
 def test_server_rejects_bad_arguments_with_usage(spawn, start_server, udp, free_port):
     require_echo(start_server, udp)
-    for bad in SERVER.bad_args:
-        args = [a.replace("{port}", str(free_port())) for a in bad]
-        program = spawn(SERVER.script, *args, name="server")
-        did = f"ran: python -u {SERVER.script} {' '.join(args)}"
-        status = program.wait_exit(5)
-        check(status is not None, did, "the program exits with status 1",
-              "it was still running after 5 s")
-        check(status.code == 1, did, "exit status 1", status.describe())
-        err = program.stderr()
-        check(bool(USAGE.search(err)), did, "a message containing 'usage' on stderr",
-              "stderr was:\n" + (err or "(empty)"))
-        check(TRACEBACK not in err, did, "no traceback", "stderr was:\n" + err)
-        program.stop()
+    expect_bad_arguments_refused(spawn, SERVER.script, SERVER.bad_args, free_port)
 
 
 @pytest.mark.points(3)
@@ -276,15 +265,7 @@ def test_server_reports_a_port_in_use(spawn, start_server, udp, free_port):
         program = spawn(SERVER.script, port, name="server")
         did = (f"kept UDP port {port} busy with a bound socket (no SO_REUSEADDR), then ran: "
                f"{SERVER.command(port)}")
-        status = program.wait_exit(5)
-        check(status is not None, did, "the server exits with status 1",
-              "it was still running after 5 s")
-        check(status.code == 1, did, "exit status 1", status.describe())
-        err = program.stderr()
-        check("already in use" in err.lower(), did,
-              "a message on stderr with the OS reason ('Address already in use')",
-              "stderr was:\n" + (err or "(empty)"))
-        check(TRACEBACK not in err, did, "no traceback", "stderr was:\n" + err)
+        expect_port_in_use_error(program, did)
     finally:
         holder.close()
 
@@ -527,16 +508,4 @@ def test_client_ignores_a_datagram_from_another_address(spawn, udp, rng):
 @pytest.mark.points(3)
 def test_client_rejects_bad_arguments_with_usage(spawn, udp, rng, free_port):
     require_client_works(spawn, udp, rng)
-    for bad in CLIENT_BAD_ARGS:
-        args = [a.replace("{port}", str(free_port())) for a in bad]
-        program = spawn(CLIENT, *args, name="client")
-        did = f"ran: python -u {CLIENT} {' '.join(args)}"
-        status = program.wait_exit(5)
-        check(status is not None, did, "the program exits with status 1",
-              "it was still running after 5 s")
-        check(status.code == 1, did, "exit status 1", status.describe())
-        err = program.stderr()
-        check(bool(USAGE.search(err)), did, "a message containing 'usage' on stderr",
-              "stderr was:\n" + (err or "(empty)"))
-        check(TRACEBACK not in err, did, "no traceback", "stderr was:\n" + err)
-        program.stop()
+    expect_bad_arguments_refused(spawn, CLIENT, CLIENT_BAD_ARGS, free_port, name="client")

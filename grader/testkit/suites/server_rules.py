@@ -165,6 +165,44 @@ def expect_clean_exit(program, within: float, did: str, allowed_signals=()) -> N
           "stderr holds a traceback (shown below)")
 
 
+def expect_usage_error(program, did: str) -> None:
+    """The rule for a command line a program cannot use: it exits with
+    status 1 within 5 s, with 'usage' on stderr and no traceback."""
+    status = program.wait_exit(5)
+    check(status is not None, did, "the program exits with status 1",
+          "it was still running after 5 s")
+    check(status.code == 1, did, "exit status 1", status.describe())
+    err = program.stderr()
+    check(bool(USAGE.search(err)), did, "a message containing 'usage' on stderr",
+          "stderr was:\n" + (err or "(empty)"))
+    check(TRACEBACK not in err, did, "no traceback", "stderr was:\n" + err)
+
+
+def expect_port_in_use_error(program, did: str) -> None:
+    """The rule for a port another socket holds: the server exits with
+    status 1 within 5 s, giving the OS reason on stderr, no traceback."""
+    status = program.wait_exit(5)
+    check(status is not None, did, "the server exits with status 1",
+          "it was still running after 5 s")
+    check(status.code == 1, did, "exit status 1", status.describe())
+    err = program.stderr()
+    check("already in use" in err.lower(), did,
+          "a message on stderr with the OS reason ('Address already in use')",
+          "stderr was:\n" + (err or "(empty)"))
+    check(TRACEBACK not in err, did, "no traceback", "stderr was:\n" + err)
+
+
+def expect_bad_arguments_refused(spawn, script: str, bad_args: list[list[str]], free_port,
+                                 name: str = "server") -> None:
+    """Run `script` with each argument list of `bad_args` ("{port}": a free
+    port); every run must end in a usage error (expect_usage_error)."""
+    for bad in bad_args:
+        args = [a.replace("{port}", str(free_port())) for a in bad]
+        program = spawn(script, *args, name=name)
+        expect_usage_error(program, f"ran: python -u {script} {' '.join(args)}")
+        program.stop()
+
+
 class ServerRulesTests:
     """Inherit in a suite; provide the `server_spec` fixture."""
 
@@ -173,19 +211,7 @@ class ServerRulesTests:
     def test_rejects_bad_arguments_with_usage(self, server_spec, spawn, start_server, free_port,
                                               connect):
         require_working(start_server, server_spec, connect)
-        for bad in server_spec.bad_args:
-            args = [a.replace("{port}", str(free_port())) for a in bad]
-            program = spawn(server_spec.script, *args, name="server")
-            did = f"ran: python -u {server_spec.script} {' '.join(args)}"
-            status = program.wait_exit(5)
-            check(status is not None, did, "the program exits with status 1",
-                  "it was still running after 5 s")
-            check(status.code == 1, did, "exit status 1", status.describe())
-            err = program.stderr()
-            check(bool(USAGE.search(err)), did, "a message containing 'usage' on stderr",
-                  "stderr was:\n" + (err or "(empty)"))
-            check(TRACEBACK not in err, did, "no traceback", "stderr was:\n" + err)
-            program.stop()
+        expect_bad_arguments_refused(spawn, server_spec.script, server_spec.bad_args, free_port)
 
     @pytest.mark.points(3)
     @pytest.mark.task("listen")
@@ -198,15 +224,7 @@ class ServerRulesTests:
         try:
             program = spawn(server_spec.script, *server_spec.args(port), name="server")
             did = f"kept port {port} busy with a listening socket, then ran: {server_spec.command(port)}"
-            status = program.wait_exit(5)
-            check(status is not None, did, "the server exits with status 1",
-                  "it was still running after 5 s")
-            check(status.code == 1, did, "exit status 1", status.describe())
-            err = program.stderr()
-            check("already in use" in err.lower(), did,
-                  "a message on stderr with the OS reason ('Address already in use')",
-                  "stderr was:\n" + (err or "(empty)"))
-            check(TRACEBACK not in err, did, "no traceback", "stderr was:\n" + err)
+            expect_port_in_use_error(program, did)
         finally:
             holder.close()
 
