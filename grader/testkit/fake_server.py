@@ -6,7 +6,7 @@ reply), then reads until the client closes, and records everything: the
 client's address, every byte it sent, whether it closed. The listening
 socket is closed once a client is accepted.
 
-    servers = FakeServers(free_port, transcript)      # one per test
+    servers = FakeServers(free_port, transcript)      # one per test (the `servers` fixture)
     server = servers.start(host="::1", expect=len(message), reply=b"ok\\n")
     dead = servers.refusing_port("127.0.0.1")        # connections there are refused
     ... run the student's client against ("::1", server.port) ...
@@ -30,6 +30,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Callable
+
+import pytest
 
 from grader.harness.transcript import Transcript
 
@@ -321,3 +323,16 @@ def install_fake_resolver(workdir: Path, plan: dict[str, list[tuple[str, int | N
     (through a sitecustomize.py, which Python imports at startup from the
     PYTHONPATH that the harness points at `workdir`)."""
     (Path(workdir) / "sitecustomize.py").write_text(fake_resolver_source(plan), encoding="utf-8")
+
+
+@pytest.fixture
+def servers(free_port, transcript):
+    """The test's FakeServers, all closed after it (import it into a suite)."""
+    pool = FakeServers(free_port, transcript)
+    yield pool
+    pool.close_all()
+
+
+def localhost_ip() -> str:
+    """The address `localhost` resolves to first on this machine."""
+    return socket.getaddrinfo("localhost", None, socket.AF_UNSPEC, socket.SOCK_STREAM)[0][4][0]

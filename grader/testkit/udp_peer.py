@@ -17,7 +17,7 @@ IP:PORT):
 - `occupy_port(port, reuse)`: a UDP socket holding a port, for the
   "port in use" and SO_REUSEADDR rules.
 
-    peers = UdpPeers(transcript)             # one per test (a fixture)
+    peers = UdpPeers(transcript)             # one per test (the `udp` fixture)
     alice = peers.socket("alice")
     peers.name_address(("127.0.0.1", port), "server")
     alice.send_to(b"hi", ("127.0.0.1", port))
@@ -37,6 +37,8 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
+
+import pytest
 
 from grader.harness.transcript import Transcript
 
@@ -312,3 +314,11 @@ class UdpPeers:
         for peer in self._peers:
             peer.close()
         self._peers.clear()
+
+
+@pytest.fixture
+def udp(transcript):
+    """The test's UDP peers, all closed after it (import it into a suite)."""
+    peers = UdpPeers(transcript)
+    yield peers
+    peers.close_all()

@@ -22,8 +22,7 @@ from grader.harness.program import start_peer
 from grader.testkit import textgen
 from grader.testkit.line_client import echo_exchange
 from grader.testkit.suites.server_rules import (TRACEBACK, ServerSpec, expect_bad_arguments_refused,
-                                                expect_clean_exit, measure_cpu, require_working,
-                                                start)
+                                                expect_clean_exit, measure_cpu, require_working, start)
 from grader.testkit.unix_sockets import socket_dir, unix_connect  # noqa: F401 (fixtures)
 
 SCRIPT = "unix_echo_server.py"
