@@ -3,7 +3,7 @@ connections grow.
 
     capacity   how many connections the machine allows, said plainly
     servers    the servers measured, and getting each ready to run
-    baseline   builds the C baseline (bench/c/chat_epoll.c)
+    baseline   builds the C baseline (c/chat_epoll.c, beside it)
     protocols  what the clients say to chat and c10k servers
     load       the load generator: idle crowd, active client, windows
     sockdiag   asks the kernel how much a server has read (wake-ups)

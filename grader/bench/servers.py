@@ -4,7 +4,7 @@ The Python servers are the exercises' programs, taken from a submission
 (solutions/ by default) the way the grader takes them: only the files the
 manifest declares, copied into a fresh folder, plus the course's own
 provided files. They are spawned, never imported. The C baseline is built
-from bench/c/."""
+from grader/bench/c/."""
 
 from __future__ import annotations
 
