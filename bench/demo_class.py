@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from grader import manifest  # noqa: E402
+from grader.course import manifest  # noqa: E402
 from support import MUTANTS_DIR, build_submission, read_mutant  # noqa: E402
 
 # Students with bugs: each a list of (exercise, mutant) pairs, the rest solutions.

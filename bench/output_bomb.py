@@ -15,7 +15,7 @@ pseudo-terminal to a plain reader, and to a grader `Program`.
 The issue's targets: the bomb costs at most 1.5 x the reference's grading
 time, and the grader's processes peak at most 200 MB above their peak on
 the reference. The bomb scores 0: past the 32 MiB a program may print in
-one run (grader.process.STDOUT_BUDGET) the grader stops it. The pty
+one run (grader.harness.program.STDOUT_BUDGET) the grader stops it. The pty
 figures are taken with that budget lifted, to show the drain's own speed.
 Not part of `make test` (a minute or two)."""
 
@@ -70,7 +70,7 @@ def is_grader(cmdline: list[str]) -> bool:
     """The socklab command, its jail or its pytest child (by their first
     arguments; a student's program is `python -u -s SCRIPT`, bwrap is bwrap)."""
     head = cmdline[:4]
-    return any(Path(arg).name in ("socklab", "pytest") or arg in ("pytest", "grader.jail", "grader.cli")
+    return any(Path(arg).name in ("socklab", "pytest") or arg in ("pytest", "grader.harness.jail", "grader.cli")
                for arg in head)
 
 
@@ -178,10 +178,10 @@ def _pty_once(lines: int) -> tuple[float, float]:
     child.close(force=True)
 
     sys.path.insert(0, str(ROOT))
-    from grader import process
-    from grader.process import Program
-    from grader.transcript import Transcript
-    process.STDOUT_BUDGET = 1 << 40   # measure the drain itself, past the grader's budget
+    from grader.harness import program as program_module
+    from grader.harness.program import Program
+    from grader.harness.transcript import Transcript
+    program_module.STDOUT_BUDGET = 1 << 40   # measure the drain itself, past the grader's budget
     folder = Path(tempfile.mkdtemp(prefix="bomb-pty-"))
     try:
         (folder / "bomb.py").write_text(script)

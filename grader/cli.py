@@ -7,12 +7,13 @@ import importlib
 import pkgutil
 import sys
 
-from . import commands as _commands
+from grader import commands as _commands
 
 
 def _command_modules() -> list:
+    # One module per subcommand; a private module (_options) serves them all.
     modules = [importlib.import_module(f"{_commands.__name__}.{info.name}")
-               for info in pkgutil.iter_modules(_commands.__path__)]
+               for info in pkgutil.iter_modules(_commands.__path__) if not info.name.startswith("_")]
     return sorted(modules, key=lambda m: (getattr(m, "ORDER", 100), m.__name__))
 
 

@@ -17,15 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from . import manifest, ports, readme, sandbox
-from . import results_stream as stream
-from .client import LineClient
-from .failure import GradingFailure
-from .launch import start_server as _start_server
-from .process import Limits, Program, python_argv
-from .submission import Snapshot, locate, snapshot
-from .transcript import Transcript
-from .unix_sockets import SOCKET_FOLDERS
+from grader import results
+from grader.course import manifest, readme
+from grader.course.submission import Snapshot, locate, snapshot
+from grader.harness import ports, sandbox
+from grader.harness.failure import GradingFailure
+from grader.harness.launch import start_server as _start_server
+from grader.harness.program import Limits, Program, python_argv
+from grader.harness.transcript import Transcript
+from grader.testkit.line_client import LineClient
+from grader.testkit.unix_sockets import SOCKET_FOLDERS
 
 STATE = pytest.StashKey["SocklabState"]()
 TRANSCRIPT = pytest.StashKey[Transcript]()
@@ -41,8 +42,6 @@ class SocklabState:
         self.results_path: str | None = config.getoption("socklab_results")
         self.temp_root = Path(tempfile.mkdtemp(prefix="socklab-"))
         self.snapshots: dict[str, Snapshot] = {}
-        self.collected: dict[str, dict] = {}
-        self.outcomes: dict[str, dict] = {}
 
     def snapshot_for(self, exercise: manifest.Exercise, test_path: Path) -> Snapshot:
         if exercise.id not in self.snapshots:
@@ -204,7 +203,7 @@ def rng(request: pytest.FixtureRequest) -> random.Random:
 
 @pytest.fixture
 def free_port():
-    """A factory of ports nobody else is using (see grader.ports)."""
+    """A factory of ports nobody else is using (see grader.harness.ports)."""
     return ports.free_port
 
 
@@ -241,7 +240,7 @@ def start_server(spawn, free_port):
 
 @pytest.fixture
 def server_spec(request: pytest.FixtureRequest):
-    """The suite module's `SPEC` (a grader.suites.server_rules.ServerSpec):
+    """The suite module's `SPEC` (a grader.testkit.suites.server_rules.ServerSpec):
     how to start its server. A suite may define its own fixture instead."""
     spec = getattr(request.module, "SPEC", None)
     if spec is None:
@@ -296,9 +295,9 @@ def _student_message(item: pytest.Item, excinfo) -> str | None:
     errors that are not a verdict on the student's program)."""
     # At most failure.MESSAGE_CHARS long: each part is cut in the middle as
     # needed (the reports rely on this cap), and control characters any part
-    # quotes from a program are escaped (grader.visible_text).
-    from .failure import MESSAGE_CHARS, fit_sections
-    from .visible_text import visible
+    # quotes from a program are escaped (grader.harness.visible_text).
+    from grader.harness.failure import MESSAGE_CHARS, fit_sections
+    from grader.harness.visible_text import visible
     if not isinstance(excinfo.value, GradingFailure):
         return None
     transcript = item.stash.get(TRANSCRIPT, None)
@@ -328,63 +327,51 @@ def _text(longrepr) -> str:
 
 class ResultRecorder:
     """Writes each test's outcome and points to the results file as the run
-    goes (see grader.results_stream): the plan after collection, a line
-    when a test starts, a line when it ends, the summary when the session
-    ends. A run the runner has to kill still leaves every finished test's
-    points and the name of the test that was running. Registered only
-    where tests run in this process (never in an xdist worker)."""
+    goes (grader.results.Writer): the plan after collection, a line when a
+    test starts, a line when it ends, the summary when the session ends. A
+    run the grader has to kill still leaves every finished test's points
+    and the name of the test that was running. Registered only where tests
+    run in this process (never in an xdist worker)."""
 
     def __init__(self, state: SocklabState) -> None:
         self.state = state
-        # Opened now, emptied, and kept open: each line is flushed at once.
-        self.out = open(state.results_path, "w", encoding="utf-8")
-
-    def _write(self, kind: str, **fields) -> None:
-        if not self.out.closed:
-            self.out.write(stream.line(kind, **fields))
-            self.out.flush()
+        self.writer = results.Writer(state.results_path)   # emptied now, each line flushed
+        self.planned: dict[str, results.PlannedTest] = {}
+        self.reports: dict[str, tuple[str, str]] = {}       # nodeid -> (status, message) so far
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
             exercise = manifest.for_path(item.path)
-            self.state.collected[item.nodeid] = {
-                "nodeid": item.nodeid,
-                "name": item.name,
-                "exercise": exercise.id if exercise else None,
-                "points": _marker_arg(item, "points", 0),
-                "task": task_of(item),
-            }
-        self._write(stream.PLAN, version=stream.VERSION, seed=self.state.seed,
-                    tests=list(self.state.collected.values()))
+            self.planned[item.nodeid] = results.PlannedTest(
+                nodeid=item.nodeid, name=item.name, exercise=exercise.id if exercise else None,
+                points=_marker_arg(item, "points", 0), task=task_of(item))
+        self.writer.plan(self.state.seed, list(self.planned.values()))
 
     def pytest_runtest_logstart(self, nodeid: str) -> None:
-        self._write(stream.START, nodeid=nodeid)
+        self.writer.start(nodeid)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        entry = self.state.outcomes.setdefault(report.nodeid, {"outcome": "passed", "message": ""})
-        if report.skipped and entry["outcome"] == "passed":
-            entry.update(outcome="skipped", message=_text(report.longrepr))
-        elif report.failed and entry["outcome"] != "failed":
+        status, message = self.reports.get(report.nodeid, (results.PASSED, ""))
+        if report.skipped and status == results.PASSED:
+            status, message = results.SKIPPED, _text(report.longrepr)
+        elif report.failed and status != results.FAILED:
             prefix = "cleanup after the test failed:\n" if report.when == "teardown" else ""
-            entry.update(outcome="failed", message=prefix + _text(report.longrepr))
+            status, message = results.FAILED, prefix + _text(report.longrepr)
+        self.reports[report.nodeid] = (status, message)
 
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
-        info = self.state.collected.get(nodeid)
-        if info is not None:
-            self._write(stream.RESULT, nodeid=nodeid, **self._result(info))
+        test = self.planned.get(nodeid)
+        if test is not None:
+            self.writer.result(nodeid, self._outcome(test))
 
-    def _result(self, info: dict) -> dict:
-        """The RESULT_FIELDS of one test, from what pytest reported so far."""
-        result = self.state.outcomes.get(
-            info["nodeid"], {"outcome": stream.NOT_RUN, "message": "the test did not run"})
-        earned = info["points"] if result["outcome"] == stream.PASSED else 0
+    def _outcome(self, test: results.PlannedTest) -> results.Outcome:
+        """How `test` ended, from what pytest reported so far."""
+        status, message = self.reports.get(test.nodeid, (results.NOT_RUN, "the test did not run"))
+        earned = test.points if status == results.PASSED else 0
         # A test skipped for the platform (say, Linux-only) checked
         # nothing: it neither earns nor costs points.
-        most = 0 if result["outcome"] == stream.SKIPPED else info["points"]
-        return {"status": result["outcome"], "score": earned, "max_score": most,
-                "message": result["message"]}
+        most = 0 if status == results.SKIPPED else test.points
+        return results.Outcome(status=status, score=earned, max_score=most, message=message)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        tests = [{**info, **self._result(info)} for info in self.state.collected.values()]
-        self._write(stream.END, version=stream.VERSION, exitstatus=int(exitstatus), tests=tests)
-        self.out.close()
+        self.writer.end(int(exitstatus), [(test, self._outcome(test)) for test in self.planned.values()])

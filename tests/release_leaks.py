@@ -2,7 +2,7 @@
 by content, not only by name (for tests/test_release.py).
 
 Secret content: the reference solutions, the hidden suites, the shared
-test classes only they use (grader/suites), and the project's tests with
+test classes only they use (grader/testkit/suites), and the project's tests with
 the mutants and adversarial cases. Instructor-only files: the instructor
 docs, CI, the Makefile, the bench, the helpers' notes and the grader's
 instructor tools. "Public" content is what the course shows students
@@ -25,19 +25,17 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader import manifest, release
+from grader.course import manifest
+from grader.publish import release
 
 ROOT = manifest.COURSE_ROOT
-SECRET = ["solutions", "grader/hidden", "grader/suites", "tests"]
+SECRET = ["solutions", "grader/hidden", "grader/testkit/suites", "tests"]
 # every `socklab` command but the student ones (grade, release, nbgrader...)
 INSTRUCTOR_COMMANDS = sorted(
     p.stem for p in (ROOT / "grader" / "commands").glob("*.py")
     if p.stem not in ("__init__", *release.STUDENT_COMMANDS))
-INSTRUCTOR = ["docs", ".ci", ".helpers", "bench", "Makefile", "grader/templates",
-              "grader/release.py", "grader/classroom.py", "grader/student_files.py",
-              "grader/module_closure.py", "grader/nbgrader_course.py", "grader/notebook_cell.py",
-              "grader/gradescope.py", "grader/classbook.py", "grader/nbgrader_guard.py",
-              "grader/bench",
+INSTRUCTOR = ["docs", ".ci", ".helpers", "bench", "Makefile", "grader/publish", "grader/bench",
+              "grader/grading/grade_class.py",
               *(f"grader/commands/{name}.py" for name in INSTRUCTOR_COMMANDS)]
 PUBLIC = ["exercises", "grader", "README.md", "pyproject.toml"]
 SECRET_NAMES = {"solutions", "hidden", "suites", "mutants", "adversarial", "tests",

@@ -8,7 +8,7 @@ import threading
 import tomllib
 from pathlib import Path
 
-from grader import manifest
+from grader.course import manifest
 
 MUTANTS_DIR = Path(__file__).parent / "mutants"
 

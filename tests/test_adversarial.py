@@ -20,7 +20,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from grader import bubblewrap, manifest
+from grader.course import manifest
+from grader.harness import bubblewrap
 from private_tmp import scratch  # noqa: F401  (a fixture)
 from support import build_submission
 
@@ -291,7 +292,7 @@ def test_a_flooding_classmate_cannot_touch_a_student_graded_beside_it(scratch):
     floods every loopback port it can find; the other keeps full marks, and
     the flooder reached nothing (each grading has a network of its own)."""
     need_sandbox()
-    from grader import sandbox
+    from grader.harness import sandbox
     if not sandbox.network_isolation_available():
         if os.environ.get("CI") == "true":
             pytest.fail("CI must give each grading a network namespace of its own")

@@ -15,13 +15,13 @@ import tempfile
 import pytest
 
 from grader import cli
-from grader.bench import capacity, runner, servers
+from grader.bench import capacity, measure, servers
 from grader.bench.report import CSV_COLUMNS
 from grader.bench.sockdiag import ConnectionProbe
-from grader.chat import ChatRoom
-from grader.client import LineClient
-from grader.manifest import SOLUTIONS_DIR
-from grader.transcript import Transcript
+from grader.course.manifest import SOLUTIONS_DIR
+from grader.harness.transcript import Transcript
+from grader.testkit.chat_room import ChatRoom
+from grader.testkit.line_client import LineClient
 # A fixture: pytest's own tmp_path can vanish under a parallel session.
 from private_tmp import scratch  # noqa: F401
 
@@ -103,7 +103,7 @@ def test_poll_pays_for_idle_clients_and_epoll_does_not(own_temp):
     jobs' loopback traffic (a parallel test run) can only add to a window's
     CPU time, never take from it."""
     idle = 1500
-    outcome = runner.run(runner.Settings(servers=["poll", "epoll"], fds=[idle], messages=30,
+    outcome = measure.run(measure.Settings(servers=["poll", "epoll"], fds=[idle], messages=30,
                                          warmup=10, repeats=5), SOLUTIONS_DIR, say=lambda _: None)
     assert not outcome.failures, outcome.failures
     cpu = {r.server: r.cpu.low for r in outcome.rows if r.workload == "wake-up"}
@@ -158,7 +158,7 @@ def test_the_c_baseline_speaks_the_chat_protocol(scratch):
     argv, why = servers.prepare(kind, SOLUTIONS_DIR, scratch)
     assert argv is not None, why
     transcript = Transcript()
-    program, port = runner.start_server(kind, argv, scratch, transcript, 10, 1024)
+    program, port = measure.start_server(kind, argv, scratch, transcript, 10, 1024)
     clients: list[LineClient] = []
 
     def connect(port: int, name: str, timeout: float = 5.0) -> LineClient:

@@ -21,7 +21,9 @@ import pytest
 import yaml
 from hypothesis import given, strategies as st
 
-from grader import classroom, cli, manifest, release
+from grader import cli
+from grader.course import manifest
+from grader.publish import github_classroom, release
 from private_tmp import private_folder, scratch  # noqa: F401 (a fixture)
 
 EXERCISES = list(manifest.load())
@@ -43,24 +45,24 @@ def workflow(student_repo) -> dict:
 
 
 def grader_steps(workflow: dict) -> list[dict]:
-    return [s for s in workflow["jobs"][classroom.JOB_NAME]["steps"]
-            if s.get("uses") == classroom.COMMAND_GRADER]
+    return [s for s in workflow["jobs"][github_classroom.JOB_NAME]["steps"]
+            if s.get("uses") == github_classroom.COMMAND_GRADER]
 
 
 # -- the split of the points ---------------------------------------------------
 
 def test_allocate_splits_exactly_and_in_proportion():
-    assert classroom.allocate([1, 1, 1], 100) == [34, 33, 33]
-    assert classroom.allocate([3, 4, 4, 4], 100) == [20, 27, 27, 26]
-    assert classroom.allocate([5], 100) == [100]
+    assert github_classroom.allocate([1, 1, 1], 100) == [34, 33, 33]
+    assert github_classroom.allocate([3, 4, 4, 4], 100) == [20, 27, 27, 26]
+    assert github_classroom.allocate([5], 100) == [100]
     with pytest.raises(ValueError):
-        classroom.allocate([0, 0], 100)
+        github_classroom.allocate([0, 0], 100)
 
 
 @given(st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=12),
        st.integers(min_value=1, max_value=500))
 def test_allocate_always_adds_up_and_stays_within_one_point(weights, total):
-    shares = classroom.allocate(weights, total)
+    shares = github_classroom.allocate(weights, total)
     assert sum(shares) == total
     for weight, share in zip(weights, shares):
         exact = Fraction(weight * total, sum(weights))
@@ -95,7 +97,7 @@ def test_the_workflow_has_the_shape_classroom_generates(workflow):
     groups = [COMMAND.match(s["with"]["command"]).groups() for s in graders]
     assert len(set(groups)) == len(groups), f"a test group is graded twice: {groups}"
     reporter = steps[-1]
-    assert reporter["uses"] == classroom.REPORTER
+    assert reporter["uses"] == github_classroom.REPORTER
     assert reporter["with"]["runners"].split(",") == ids
     assert reporter["env"] == {f"{i.upper()}_RESULTS": f"${{{{steps.{i}.outputs.result}}}}"
                                for i in ids}
@@ -119,10 +121,10 @@ def test_socklab_classroom_writes_what_the_release_ships(student_repo, scratch, 
 
 
 def test_socklab_classroom_writes_into_the_course_by_default(scratch, monkeypatch):
-    step = classroom.Step(id="ex-01-task-1", test_name="01: Task 1", timeout=3, max_score=100,
+    step = github_classroom.Step(id="ex-01-task-1", test_name="01: Task 1", timeout=3, max_score=100,
                           command="python -m pytest exercises/01 -q --socklab-task 1",
                           exercise="01", group="1")
-    monkeypatch.setattr(classroom, "steps", lambda: [step])   # no collection needed here
+    monkeypatch.setattr(github_classroom, "steps", lambda: [step])   # no collection needed here
     shutil.copyfile(manifest.COURSE_ROOT / "pyproject.toml", scratch / "pyproject.toml")
     monkeypatch.setattr(manifest, "COURSE_ROOT", scratch)
     assert cli.main(["classroom"]) == 0

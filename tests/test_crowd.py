@@ -1,4 +1,4 @@
-"""grader.crowd: many line clients driven from one poll() loop."""
+"""grader.testkit.crowd: many line clients driven from one poll() loop."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import socket
 
 import pytest
 
-from grader.crowd import Crowd
-from grader.failure import GradingFailure
-from grader.transcript import Transcript
+from grader.harness.failure import GradingFailure
+from grader.harness.transcript import Transcript
+from grader.testkit.crowd import Crowd
 from support import BackgroundServer
 
 

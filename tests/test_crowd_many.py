@@ -1,4 +1,4 @@
-"""grader.crowd's bulk helpers (added for 09_c10k): connect_many,
+"""grader.testkit.crowd's bulk helpers (added for 09_c10k): connect_many,
 wait_among, reset_all, latency_percentile."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from grader.crowd import Crowd, connect_many, latency_percentile, reset_all, wait_among
-from grader.failure import GradingFailure
-from grader.transcript import Transcript
+from grader.harness.failure import GradingFailure
+from grader.harness.transcript import Transcript
+from grader.testkit.crowd import Crowd, connect_many, latency_percentile, reset_all, wait_among
 from support import BackgroundServer
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from grader import classbook, manifest, runner
-from grader.runner import ExerciseResult
+from grader.course import manifest
+from grader.grading import grade_class, grade_exercise
+from grader.results import ExerciseResult, TestResult
 from support import MUTANTS_DIR, build_submission, read_mutant
 
 EXERCISE = manifest.get("00_basics")
@@ -48,7 +49,7 @@ def test_a_class_graded_in_parallel_matches_each_student_graded_alone(tmp_path):
     rows = read_csv(gradebook)
     assert list(rows) == ["alice", "bob", "carol", "dave"]
     assert list(rows["alice"]) == ["student", EXERCISE.id, "total", "notes"]
-    alone = {name: runner.grade_exercise(EXERCISE, class_dir / name).score
+    alone = {name: grade_exercise.grade_exercise(EXERCISE, class_dir / name).score
              for name in ("alice", "bob", "carol")}
     assert alone["alice"] == 100 and alone["bob"] == 0 and 0 < alone["carol"] < 100, alone
     for name, score in alone.items():
@@ -77,7 +78,7 @@ class StandIn:
         if folder.name in self.crash:
             raise RuntimeError("the grader fell over")
         size = (folder / exercise.id / exercise.files[0]).stat().st_size
-        test = runner.TestResult("test_size", size % 100, 100, "passed")
+        test = TestResult("test_size", size % 100, 100, "passed")
         return ExerciseResult(exercise.id, size % 100, 100, [test])
 
 
@@ -92,8 +93,8 @@ def small_class(tmp_path):
 
 
 def grade(class_dir, output, stand_in, monkeypatch, force=False):
-    monkeypatch.setattr(runner, "grade_exercise", stand_in)
-    return classbook.grade_class(class_dir, output, [EXERCISE], jobs=2, force=force)
+    monkeypatch.setattr(grade_exercise, "grade_exercise", stand_in)
+    return grade_class.grade_class(class_dir, output, [EXERCISE], jobs=2, force=force)
 
 
 def test_resume_skips_graded_students_unless_forced_or_changed(small_class, tmp_path, monkeypatch):

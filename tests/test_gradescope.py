@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from grader import formats, gradescope, manifest
-from grader.runner import ExerciseResult
-from grader.runner import TestResult as Result  # (a Test* name would look like a test class)
+from grader.course import manifest
+from grader.grading import formats
+from grader.publish import gradescope_bundle
+from grader.results import ExerciseResult, TestResult
 from private_tmp import private_folder, scratch  # noqa: F401 (a fixture)
 from support import MUTANTS_DIR, build_submission, read_mutant
 
@@ -72,10 +73,10 @@ def test_results_json_lists_every_test_with_its_points():
     failed_message = "What the test did:\n    connected\nWhat it expected:\n    a greeting"
     results = [
         ExerciseResult("01_tcp_server", 3, 12, seconds=2.6, tests=[
-            Result("test_listens", 3, 3, "passed", task=1),
-            Result("test_echoes", 0, 5, "failed", failed_message, task=2),
-            Result("test_linux_only", 0, 0, "skipped", "needs linux"),
-            Result("test_after_timeout", 0, 4, "not run", "the test did not run", task=2),
+            TestResult("test_listens", 3, 3, "passed", task=1),
+            TestResult("test_echoes", 0, 5, "failed", failed_message, task=2),
+            TestResult("test_linux_only", 0, 0, "skipped", "needs linux"),
+            TestResult("test_after_timeout", 0, 4, "not run", "the test did not run", task=2),
         ], message="grading 01_tcp_server took longer than 600 s and was stopped"),
         ExerciseResult("03_poll", 0, 100, message="no folder 03_poll/ in /submission"),
     ]
@@ -115,13 +116,13 @@ def test_bundle_holds_socklab_and_the_suites_but_no_solution(bundle, tmp_path):
     with zipfile.ZipFile(bundle) as z:
         names = set(z.namelist())
         modes = {i.filename: i.external_attr >> 16 for i in z.infolist()}
-        for script in gradescope.SCRIPTS:
+        for script in gradescope_bundle.SCRIPTS:
             assert script in names, f"{script} must be at the root of the zip"
             assert modes[script] & stat.S_IXUSR, f"{script} must be executable"
             (tmp_path / script).write_bytes(z.read(script))
             syntax = subprocess.run(["bash", "-n", str(tmp_path / script)], capture_output=True, text=True)
             assert syntax.returncode == 0, f"{script} is not valid bash:\n{syntax.stderr}"
-        for name, path in gradescope.course_files():
+        for name, path in gradescope_bundle.course_files():
             assert z.read(name) == path.read_bytes(), f"{name} differs from the course's file"
         contents = {z.read(n) for n in names}
     root = manifest.COURSE_ROOT
@@ -172,7 +173,7 @@ class AutograderRun:
             shutil.rmtree(root / "venv")
         shutil.copytree(submission, root / "submission")
         self.before = self.files()
-        env = {**os.environ, gradescope.ROOT_ENV: str(root), "TMPDIR": str(root / "tmp")}
+        env = {**os.environ, gradescope_bundle.ROOT_ENV: str(root), "TMPDIR": str(root / "tmp")}
         self.proc = subprocess.Popen(["bash", str(root / "source/run_autograder")], cwd=root, env=env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, start_new_session=True)

@@ -13,13 +13,15 @@ from pathlib import Path
 import psutil
 import pytest
 
-from grader import manifest, ports, source_check
-from grader.client import LineClient
-from grader.failure import GradingFailure
-from grader.process import Program, python_argv
-from grader.submission import snapshot
-from grader.suites.server_rules import create_time_wait
-from grader.transcript import Transcript
+from grader.course import manifest
+from grader.course.submission import snapshot
+from grader.harness import ports
+from grader.harness.failure import GradingFailure
+from grader.harness.program import Program, python_argv
+from grader.harness.transcript import Transcript
+from grader.testkit import source_check
+from grader.testkit.line_client import LineClient
+from grader.testkit.suites.server_rules import create_time_wait
 
 
 def run_script(tmp_path: Path, body: str, *args) -> Program:
@@ -176,7 +178,7 @@ def test_grading_json_and_no_leftovers(tmp_path):
 
 def test_a_submitted_conftest_has_no_effect(tmp_path):
     """A conftest.py that would mark every test passed is never copied."""
-    from grader.runner import grade_exercise
+    from grader.grading.grade_exercise import grade_exercise
     exercise = manifest.get("01_tcp_server")
     folder = tmp_path / exercise.id
     folder.mkdir()

@@ -13,8 +13,8 @@ mutant.toml that describes the bug as changes to the reference solution:
 
 import pytest
 
-from grader import manifest
-from grader.runner import grade_exercise
+from grader.course import manifest
+from grader.grading.grade_exercise import grade_exercise
 from support import MUTANTS_DIR, build_submission, mutated_files, read_mutant
 
 

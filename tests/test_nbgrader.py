@@ -18,9 +18,12 @@ import nbformat
 import pytest
 from traitlets.config.loader import PyFileConfigLoader
 
-from grader import groups, manifest, nbgrader_course, notebook_cell, runner
 from grader.cli import main as socklab
-from grader.nbgrader_guard import DropUngradedCode
+from grader.course import manifest
+from grader.grading import grade_exercise, task_groups
+from grader.publish.nbgrader import autograde_cell, build_course
+from grader.publish.nbgrader.autograde_guard import DropUngradedCode
+from grader.results import ExerciseResult, TestResult
 from support import MUTANTS_DIR, build_submission, read_mutant
 
 # The round trip grades three students with nbgrader and again natively, so
@@ -40,7 +43,7 @@ ROUND_TRIP_TIMEOUT = 600
 @pytest.fixture(scope="module")
 def course(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("course")
-    nbgrader_course.generate(root, [EXERCISE])
+    build_course.generate(root, [EXERCISE])
     return root
 
 
@@ -51,8 +54,8 @@ def test_config_keeps_submitted_files_and_uses_the_course_kernel(course, monkeyp
         "every exercise's submitted files must be kept, or autograde grades the stub")
     assert config.OverwriteCells.add_missing_cells is True
     assert DropUngradedCode in config.Autograde.sanitize_preprocessors
-    assert config.Execute.timeout > runner.EXERCISE_TIMEOUT
-    assert config.Execute.kernel_name == nbgrader_course.KERNEL_NAME
+    assert config.Execute.timeout > grade_exercise.EXERCISE_TIMEOUT
+    assert config.Execute.kernel_name == build_course.KERNEL_NAME
     assert set(config.CourseDirectory.include) >= {"*.ipynb", "*.py", "*.md"}
     kernel_dir = Path(os.environ["JUPYTER_PATH"].split(os.pathsep)[0]) / "kernels" / config.Execute.kernel_name
     spec = json.loads((kernel_dir / "kernel.json").read_text())
@@ -62,7 +65,7 @@ def test_config_keeps_submitted_files_and_uses_the_course_kernel(course, monkeyp
 def test_notebook_has_one_test_cell_per_group_with_its_points(course):
     nb = nbformat.read(course / "source" / EXERCISE.id / f"{EXERCISE.id}.ipynb", as_version=4)
     cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
-    expected = groups.collect(EXERCISE)
+    expected = task_groups.collect(EXERCISE)
     assert len(cells) == len(expected), f"{len(cells)} test cells for {len(expected)} groups"
     for cell, group in zip(cells, expected):
         meta = cell.metadata.nbgrader
@@ -90,43 +93,43 @@ def test_command_refuses_an_unknown_exercise(tmp_path, capsys):
 # -- grade_group, with a stand-in for the grading run -----------------------------
 
 def _fake_run(calls: list):
-    def grade_exercise(exercise, folder, **kwargs):
+    def stand_in(exercise, folder, **kwargs):
         calls.append(Path(folder))
-        return runner.ExerciseResult(exercise.id, 4, 10, [
-            runner.TestResult("test_one", 4, 4, "passed", task=1),
-            runner.TestResult("test_two", 0, 3, "failed", "What happened:\n    it hung", task=1),
-            runner.TestResult("test_rule", 0, 3, "failed", "What happened:\n    a traceback"),
+        return ExerciseResult(exercise.id, 4, 10, [
+            TestResult("test_one", 4, 4, "passed", task=1),
+            TestResult("test_two", 0, 3, "failed", "What happened:\n    it hung", task=1),
+            TestResult("test_rule", 0, 3, "failed", "What happened:\n    a traceback"),
         ])
-    return grade_exercise
+    return stand_in
 
 
 def test_grade_group_grades_once_and_reports_each_group(tmp_path, monkeypatch, capsys):
     calls = []
-    monkeypatch.setattr(notebook_cell, "_runs", {})
-    monkeypatch.setattr(runner, "grade_exercise", _fake_run(calls))
+    monkeypatch.setattr(autograde_cell, "_runs", {})
+    monkeypatch.setattr(grade_exercise, "grade_exercise", _fake_run(calls))
     (tmp_path / "basics.py").write_text("# the student's work\n")
-    assert notebook_cell.grade_group(EXERCISE.id, "1", 7, folder=tmp_path) == 4.0
-    assert notebook_cell.grade_group(EXERCISE.id, "general", 3, folder=tmp_path) == 0.0
+    assert autograde_cell.grade_group(EXERCISE.id, "1", 7, folder=tmp_path) == 4.0
+    assert autograde_cell.grade_group(EXERCISE.id, "general", 3, folder=tmp_path) == 0.0
     assert len(calls) == 1, "one grading run serves every cell of a notebook"
     out, err = capsys.readouterr()
     assert err == "", "nbgrader scores a cell with anything on stderr 0"
     assert "Task 1 of 00_basics: 4 of 7 points" in out and "test_two" in out and "it hung" in out
     assert "a traceback" in out
     os.utime(tmp_path / "basics.py", ns=(0, 0))  # a changed file is graded again
-    notebook_cell.grade_group(EXERCISE.id, "1", 7, folder=tmp_path)
+    autograde_cell.grade_group(EXERCISE.id, "1", 7, folder=tmp_path)
     assert len(calls) == 2
 
 
 def test_grade_group_refuses_points_the_suite_does_not_give(tmp_path, monkeypatch):
-    monkeypatch.setattr(notebook_cell, "_runs", {})
-    monkeypatch.setattr(runner, "grade_exercise", _fake_run([]))
+    monkeypatch.setattr(autograde_cell, "_runs", {})
+    monkeypatch.setattr(grade_exercise, "grade_exercise", _fake_run([]))
     (tmp_path / "basics.py").write_text("")
-    with pytest.raises(notebook_cell.CourseOutOfDate, match="regenerate"):
-        notebook_cell.grade_group(EXERCISE.id, "1", 25, folder=tmp_path)
+    with pytest.raises(autograde_cell.CourseOutOfDate, match="regenerate"):
+        autograde_cell.grade_group(EXERCISE.id, "1", 25, folder=tmp_path)
 
 
 def test_grade_group_without_files_scores_0_and_says_why(tmp_path, capsys):
-    assert notebook_cell.grade_group(EXERCISE.id, "1", 25, folder=tmp_path) == 0.0
+    assert autograde_cell.grade_group(EXERCISE.id, "1", 25, folder=tmp_path) == 0.0
     out, err = capsys.readouterr()
     assert "basics.py" in out and "0 of 25 points" in out and err == ""
 
@@ -134,7 +137,7 @@ def test_grade_group_without_files_scores_0_and_says_why(tmp_path, capsys):
 # -- the round trip ------------------------------------------------------------
 
 CHEAT_CELL = """\
-import grader.notebook_cell as cell
+import grader.publish.nbgrader.autograde_cell as cell
 cell.grade_group = lambda exercise_id, group, points, folder=None: float(points)
 """
 SHADOW_MODULE = "def grade_group(exercise_id, group, points, folder=None):\n    return float(points)\n"
@@ -195,7 +198,8 @@ def _submit(course: Path, student: str, files: Path, cheat: bool) -> None:
         nb.cells.insert(0, nbformat.v4.new_code_cell(CHEAT_CELL))
         (folder / "grader").mkdir()
         (folder / "grader" / "__init__.py").write_text("")
-        (folder / "grader" / "notebook_cell.py").write_text(SHADOW_MODULE)
+        (folder / "grader" / "publish" / "nbgrader").mkdir(parents=True)
+        (folder / "grader" / "publish" / "nbgrader" / "autograde_cell.py").write_text(SHADOW_MODULE)
     nbformat.write(nb, folder / f"{EXERCISE.id}.ipynb")
 
 
@@ -226,7 +230,7 @@ def test_nbgrader_round_trip_gives_the_grades_of_socklab_grade(tmp_path, monkeyp
         _submit(course, student, files, cheat=(student == "stub"))
     # socklab grade on the same files, while nbgrader waits on its kernels
     with ThreadPoolExecutor(max_workers=1) as pool:
-        grading = pool.submit(lambda: {s: runner.grade_exercise(EXERCISE, files)
+        grading = pool.submit(lambda: {s: grade_exercise.grade_exercise(EXERCISE, files)
                                        for s, files in students.items()})
         _run([NBGRADER, "autograde", assignment], course, env)
         _run([NBGRADER, "export"], course, env)

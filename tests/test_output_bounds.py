@@ -10,16 +10,18 @@ from types import SimpleNamespace
 
 import pytest
 
-from grader import formats, process, runner
-from grader.failure import MESSAGE_CHARS, GradingFailure
-from grader.module_runner import ModuleRunner
+from grader.grading import formats
+from grader.harness import program as program_module
+from grader.harness.failure import MESSAGE_CHARS, GradingFailure
+from grader.harness.module_calls import ModuleRunner
+from grader.harness.program import Program, python_argv
+from grader.harness.transcript import Transcript
+from grader.harness.visible_text import visible
 from grader.plugin import STATE, TRANSCRIPT, _student_message
-from grader.process import Program, python_argv
-from grader.transcript import Transcript
-from grader.visible_text import visible
+from grader.results import ExerciseResult, TestResult
 
 MiB = 1 << 20
-KEPT_CAP = process.HEAD_BYTES + process.WINDOW_BYTES   # characters of stdout kept at most
+KEPT_CAP = program_module.HEAD_BYTES + program_module.WINDOW_BYTES   # characters of stdout kept at most
 
 
 def run_script(tmp_path: Path, body: str) -> Program:
@@ -65,22 +67,22 @@ def test_huge_lines_are_cut_and_the_ready_line_still_found(tmp_path):
     try:
         program.expect_line("ready", literal=True, timeout=60)
         assert wait_until(program, lambda: program._partial_len >= 8 * MiB, 60)
-        assert len(program._partial) <= process.LINE_BYTES
+        assert len(program._partial) <= program_module.LINE_BYTES
         lines = program.lines
         assert len(lines) == 14
-        assert all(len(line) <= process.LINE_BYTES for line in lines)
+        assert all(len(line) <= program_module.LINE_BYTES for line in lines)
         assert kept_chars(program) < KEPT_CAP
-        assert kept_chars(program) <= 14 * process.LINE_BYTES
+        assert kept_chars(program) <= 14 * program_module.LINE_BYTES
         assert lines[0].startswith("0000") and lines[11].startswith("1111")
         assert lines[0].total == MiB
         assert lines[12].total == 8 * MiB and lines[13] == "ready"
         assert not program.over_budget
         tail = program.output_tail()
-        assert len(tail) <= process.OUTPUT_TAIL_CHARS
+        assert len(tail) <= program_module.OUTPUT_TAIL_CHARS
         assert "13 lines longer than 8192 bytes were cut" in tail, tail
         assert "a line of" in tail and "without an end" in tail, tail
         assert "bytes were dropped" in tail
-        assert max(map(len, tail.splitlines())) < process.SHOW_CHARS + 60
+        assert max(map(len, tail.splitlines())) < program_module.SHOW_CHARS + 60
         failure = GradingFailure("started prog", "something else", "it was not there")
         message = message_of(program, failure, tmp_path)
         assert len(message) <= MESSAGE_CHARS
@@ -102,7 +104,7 @@ def test_a_program_printing_past_the_budget_is_stopped(tmp_path):
         assert status is not None and status.signal == signal.SIGKILL, status
         with pytest.raises(GradingFailure) as caught:
             program.expect_line("ready", timeout=1)
-        assert f"more than {process.STDOUT_BUDGET >> 20} MiB on stdout" in caught.value.render()
+        assert f"more than {program_module.STDOUT_BUDGET >> 20} MiB on stdout" in caught.value.render()
     finally:
         program.stop()
 
@@ -122,7 +124,7 @@ def test_many_short_lines_keep_a_head_and_a_window(tmp_path):
         lines = program.lines
         assert dropped_lines > 0 and dropped_bytes > 0 and cut == 0
         assert len(lines) + dropped_lines == count + 1
-        assert len(lines) <= process.HEAD_LINES + process.MAX_LINES
+        assert len(lines) <= program_module.HEAD_LINES + program_module.MAX_LINES
         assert kept_chars(program) < KEPT_CAP
         assert lines[0].startswith("line 0 ") and lines[-1] == "ready"
         # the lines dropped before expect_line reached them are counted as such
@@ -132,12 +134,12 @@ def test_many_short_lines_keep_a_head_and_a_window(tmp_path):
         tail = program.output_tail()
         assert f"{dropped_lines} lines in the middle were not kept" in tail, tail
         assert "First stdout lines of prog:" in tail and "    | ready" in tail
-        assert len(tail) <= process.OUTPUT_TAIL_CHARS
+        assert len(tail) <= program_module.OUTPUT_TAIL_CHARS
     finally:
         program.stop()
     # Once its output ended, a program keeps less (the session keeps every Program).
     assert program.wait_for_eof(10)
-    assert kept_chars(program) <= process.HEAD_BYTES + process.ENDED_WINDOW_BYTES
+    assert kept_chars(program) <= program_module.HEAD_BYTES + program_module.ENDED_WINDOW_BYTES
     assert program.lines[0].startswith("line 0 ") and program.lines[-1] == "ready"
     assert "    | ready" in program.output_tail()
 
@@ -160,12 +162,12 @@ def test_a_big_stderr_file_is_read_bounded(tmp_path):
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
-        limit = process.STDERR_HEAD_BYTES + process.STDERR_TAIL_BYTES
+        limit = program_module.STDERR_HEAD_BYTES + program_module.STDERR_TAIL_BYTES
         assert len(text) <= limit + 100
         assert peak < 4 * limit, peak          # never the 50 MiB file
         assert text.startswith("first line\n") and text.endswith("last line\n")
         assert "bytes of stderr not shown" in text
-        assert len(program.output_tail()) <= process.OUTPUT_TAIL_CHARS
+        assert len(program.output_tail()) <= program_module.OUTPUT_TAIL_CHARS
     finally:
         program.stop()
 
@@ -206,8 +208,8 @@ def test_a_program_cannot_draw_on_the_instructors_terminal(tmp_path):
     # in the program's stdout and stderr lines, a lone \r is shown, not obeyed
     assert message.count("    | 01_tcp_server  100/100\\x9b2J\\x07\\x7f\\rOVER") == 2, message
     assert not any(ch in message for ch in "\x1b\x9b\r\x07\x7f"), repr(message)
-    result = runner.ExerciseResult("01_tcp_server", 0, 100, tests=[
-        runner.TestResult("test_x", 0, 10, "failed", message=FAKE_TABLE)], message=FAKE_TABLE)
+    result = ExerciseResult("01_tcp_server", 0, 100, tests=[
+        TestResult("test_x", 0, 10, "failed", message=FAKE_TABLE)], message=FAKE_TABLE)
     for shown in (formats.table([result]), formats.failures([result]), formats.as_json([result])):
         assert not any(ch in shown for ch in "\x1b\x9b\r\x07\x7f"), repr(shown)
     assert "\\x1b[2J" in formats.failures([result])

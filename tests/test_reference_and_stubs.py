@@ -4,8 +4,9 @@ exercises start unsolved")."""
 
 import pytest
 
-from grader import formats, manifest
-from grader.runner import grade_exercise
+from grader.course import manifest
+from grader.grading import formats
+from grader.grading.grade_exercise import grade_exercise
 
 EXERCISES = [e for e in manifest.load() if e.supported_here()]
 IDS = [e.id for e in EXERCISES]

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from grader import cli, manifest, module_closure, release, student_files
+from grader import cli
+from grader.course import manifest
+from grader.publish import module_closure, release, student_repo_files
 from private_tmp import private_folder, scratch  # noqa: F401 (a fixture)
 from release_leaks import INSTRUCTOR_COMMANDS, Secrets, stats
 
@@ -112,8 +114,8 @@ def _plant_mutant(tree: Path) -> str:
 
 
 def _plant_instructor_module(tree: Path) -> str:
-    shutil.copyfile(manifest.COURSE_ROOT / "grader" / "release.py", tree / "grader" / "tools.py")
-    return "grader/release.py"
+    shutil.copyfile(manifest.COURSE_ROOT / "grader" / "publish" / "release.py", tree / "grader" / "tools.py")
+    return "grader/publish/release.py"
 
 
 def _plant_solutions_folder(tree: Path) -> str:
@@ -163,7 +165,7 @@ def test_the_grader_ships_without_hidden_suites_or_instructor_tools(released):
     tree, plan = released
     grader = tree / "grader"
     assert (grader / "plugin.py").is_file() and (grader / "cli.py").is_file()
-    assert not (grader / "hidden").exists() and not (grader / "suites").exists()
+    assert not (grader / "hidden").exists() and not (grader / "testkit" / "suites").exists()
     assert {"grade", "release", "classroom"} <= set(INSTRUCTOR_COMMANDS)
     for name in INSTRUCTOR_COMMANDS:
         assert not (grader / "commands" / f"{name}.py").exists(), f"instructor command {name} shipped"
@@ -182,10 +184,10 @@ def test_the_student_pyproject_has_no_extras_and_no_hidden_data(released):
     assert student["project"]["dependencies"] == course["project"]["dependencies"]
     assert student["project"]["scripts"] == course["project"]["scripts"]
     assert student["project"]["entry-points"] == course["project"]["entry-points"]
-    assert student["tool"]["setuptools"]["package-data"] == {"grader": ["grading.ini"]}
+    assert student["tool"]["setuptools"]["package-data"] == {"grader": ["grading/grading.ini"]}
     assert student["tool"]["pytest"]["ini_options"]["testpaths"] == ["exercises"]
     # the small TOML writer wrote exactly the intended data
-    assert student == student_files.pyproject_data(manifest.COURSE_ROOT / "pyproject.toml")
+    assert student == student_repo_files.pyproject_data(manifest.COURSE_ROOT / "pyproject.toml")
 
 
 def test_files_a_readme_links_to_ship_and_nothing_outside_its_folder(scratch):

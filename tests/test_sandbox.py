@@ -1,5 +1,5 @@
-"""The walls around a student's program (grader.sandbox) and around a whole
-grading run (grader.jail): each limit is shown to hold by a program that
+"""The walls around a student's program (grader.harness.sandbox) and around a whole
+grading run (grader.harness.jail): each limit is shown to hold by a program that
 pushes against it."""
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from grader import bubblewrap, sandbox
-from grader.jail import LEFTOVER_PREFIX
-from grader.process import Limits, Program, python_argv
-from grader.transcript import Transcript
+from grader.harness import bubblewrap, sandbox
+from grader.harness.jail import LEFTOVER_PREFIX
+from grader.harness.program import Limits, Program, python_argv
+from grader.harness.transcript import Transcript
 
 FORK_MANY = """
 import os, time
@@ -125,7 +125,7 @@ def test_the_program_sees_only_its_folder_and_the_runtime(tmp_path, sandboxed):
     outside.write_text("a classmate's program")
     folder = tmp_path / "work"
     folder.mkdir()
-    from grader import manifest
+    from grader.course import manifest
     secrets = [str(manifest.COURSE_ROOT), str(manifest.COURSE_ROOT / ".git"),
                str(manifest.SOLUTIONS_DIR), str(outside), str(outside.parent.parent),
                sys.prefix, "/root/.bashrc", "/home", "/etc/passwd", "/var/log"]
@@ -200,7 +200,7 @@ def test_a_file_past_the_size_limit_stops_the_program(tmp_path, sandboxed):
 def test_jail_sweeps_what_outlives_the_command(tmp_path):
     script = tmp_path / "leave_daemon.py"
     script.write_text(DAEMON)
-    done = subprocess.run([sys.executable, "-m", "grader.jail", "--", sys.executable, str(script)],
+    done = subprocess.run([sys.executable, "-m", "grader.harness.jail", "--", sys.executable, str(script)],
                           capture_output=True, text=True, timeout=60)
     daemon = int(done.stdout.split()[1])
     assert LEFTOVER_PREFIX in done.stderr and "1 process" in done.stderr, done.stderr
@@ -225,7 +225,7 @@ def test_isolated_network_has_its_own_loopback_only():
             print("the grader's listener is out of reach")
     """)
     try:
-        done = subprocess.run([sys.executable, "-m", "grader.jail", "--isolate-net", "--",
+        done = subprocess.run([sys.executable, "-m", "grader.harness.jail", "--isolate-net", "--",
                                sys.executable, "-c", probe],
                               capture_output=True, text=True, timeout=60)
     finally:
@@ -255,7 +255,7 @@ def test_the_jail_caps_a_gradings_work_folder(tmp_path):
         except OSError as exc:
             print("stopped", exc.errno, "after", written, "MiB")
     """)
-    done = subprocess.run([sys.executable, "-m", "grader.jail", "--work", str(work),
+    done = subprocess.run([sys.executable, "-m", "grader.harness.jail", "--work", str(work),
                            "--work-bytes", str(8 << 20), "--", sys.executable, "-c", fill],
                           capture_output=True, text=True, timeout=60)
     assert done.stdout.startswith("stopped 28 after"), done   # ENOSPC
@@ -266,7 +266,7 @@ def test_the_jail_caps_a_gradings_work_folder(tmp_path):
 def test_without_a_sandbox_grading_runs_and_says_what_is_not_enforced(tmp_path):
     """A machine where bubblewrap cannot run (here: told there is none)
     still grades, with a loud warning listing every missing wall."""
-    from grader import manifest
+    from grader.course import manifest
     done = subprocess.run([sys.executable, "-m", "grader.cli", "grade", str(manifest.SOLUTIONS_DIR),
                            "--exercise", "00_basics", "--format", "json"],
                           capture_output=True, text=True, timeout=300,

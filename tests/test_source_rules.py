@@ -1,4 +1,4 @@
-"""The source rules' finder (grader.source_check): correct programs written
+"""The source rules' finder (grader.testkit.source_check): correct programs written
 in any ordinary style have no finding, and every known way of importing a
 module or running code behind a reader's back has one, however it is
 spelled. Also the run-time half: the thread watch sees a thread start."""
@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from grader import manifest, source_check
-from grader.suites.server_rules import check_alone, watch
+from grader.course import manifest
+from grader.testkit import source_check
+from grader.testkit.suites.server_rules import check_alone, watch
 
 SOLUTIONS = sorted(manifest.SOLUTIONS_DIR.glob("*/*.py"))
 

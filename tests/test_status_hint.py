@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from grader import cli, groups, hints, manifest, readme, status
-from grader.runner import ExerciseResult
-from grader.runner import TestResult as Result  # (a Test* name would look like a test class)
+from grader import cli
+from grader.course import manifest, readme
+from grader.grading import task_groups
+from grader.results import ExerciseResult, TestResult
+from grader.student import hints, status
 from private_tmp import scratch  # noqa: F401 (a fixture)
 from support import MUTANTS_DIR, build_submission, read_mutant
 
@@ -53,7 +55,7 @@ def test_every_readme_has_hints_and_a_heading_for_every_task_its_tests_name():
     """Failure messages and `socklab status` point at "Task N — ..." headings:
     each task that a visible or hidden test checks must have one."""
     with ThreadPoolExecutor(max_workers=status.default_jobs()) as pool:
-        collected = dict(zip(EXERCISES, pool.map(groups.collect, EXERCISES)))
+        collected = dict(zip(EXERCISES, pool.map(task_groups.collect, EXERCISES)))
     for exercise in EXERCISES:
         text = readme.readme_path(exercise).read_text(encoding="utf-8")
         tasks = [g.task for g in collected[exercise]]
@@ -154,17 +156,17 @@ def test_status_of_work_in_progress_names_the_failing_task(scratch):
 
 def test_next_step_skips_what_cannot_run_here():
     basics, epoll = manifest.get("00_basics"), manifest.get("04_epoll")
-    done = status.Progress(basics, ExerciseResult(basics.id, 10, 10, [Result("a", 10, 10, "passed", task=1)]))
+    done = status.Progress(basics, ExerciseResult(basics.id, 10, 10, [TestResult("a", 10, 10, "passed", task=1)]))
     elsewhere = status.Progress(epoll, None)
     assert elsewhere.state == "needs " + " or ".join(epoll.platforms)
     assert status.next_step([done, elsewhere], "exercises")[0].startswith("next: every visible test passes")
     general = status.Progress(epoll, ExerciseResult(epoll.id, 0, 5, [
-        Result("a", 5, 5, "passed", task=1), Result("b", 0, 5, "failed", "x", task=None)]))
+        TestResult("a", 5, 5, "passed", task=1), TestResult("b", 0, 5, "failed", "x", task=None)]))
     assert general.first_task() is None
     assert "What your program must do" in status.next_step([general], "exercises")[0]
     later_first = status.Progress(epoll, ExerciseResult(epoll.id, 2, 9, [
-        Result("a", 2, 2, "passed", task=1), Result("c", 0, 3, "failed", "x", task=3),
-        Result("b", 0, 4, "failed", "x", task=2)]))
+        TestResult("a", 2, 2, "passed", task=1), TestResult("c", 0, 3, "failed", "x", task=3),
+        TestResult("b", 0, 4, "failed", "x", task=2)]))
     assert later_first.state == status.IN_PROGRESS and later_first.first_task() == 2
     lines = status.next_step([done, elsewhere, later_first], "exercises")
     assert lines[0] == f"next: {epoll.id} ({epoll.title}): {readme.task_heading(epoll, 2)}"

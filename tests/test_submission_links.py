@@ -7,8 +7,9 @@ from __future__ import annotations
 import os
 import shutil
 
-from grader import manifest, runner
-from grader.submission import link_problem, locate, snapshot
+from grader.course import manifest
+from grader.course.submission import link_problem, locate, snapshot
+from grader.grading import grade_exercise
 from support import build_submission
 
 EXERCISE = manifest.get("03_poll")
@@ -35,7 +36,7 @@ def test_a_linked_exercise_folder_is_found_but_refused(tmp_path):
 
 
 def test_a_linked_exercise_folder_scores_0_with_the_reason(tmp_path):
-    result = runner.grade_exercise(EXERCISE, linked_submission(tmp_path))
+    result = grade_exercise.grade_exercise(EXERCISE, linked_submission(tmp_path))
     assert (result.score, result.max_score, result.tests) == (0, 100, [])
     assert result.message == MESSAGE
 
@@ -47,7 +48,7 @@ def test_the_instructors_submission_root_may_be_a_link(tmp_path):
     link.symlink_to(real, target_is_directory=True)
     assert locate(link, exercise) == real.resolve() / exercise.id
     one = "test_greets_the_client_by_address"
-    result = runner.grade_exercise(exercise, link, select=one)
+    result = grade_exercise.grade_exercise(exercise, link, select=one)
     assert result.message == "" and [t.name for t in result.tests if t.score] == [one]
 
 
@@ -81,11 +82,11 @@ def test_a_link_anywhere_below_the_root_is_not_read(tmp_path):
 
 
 def test_grade_class_reports_a_linked_exercise_folder_in_the_row(tmp_path):
-    from grader import classbook
+    from grader.grading import grade_class
     class_dir = tmp_path / "class"
     class_dir.mkdir()
     linked_submission(class_dir).rename(class_dir / "mallory")
     output = tmp_path / "book.csv"
-    [outcome] = classbook.grade_class(class_dir, output, [EXERCISE], jobs=1)
+    [outcome] = grade_class.grade_class(class_dir, output, [EXERCISE], jobs=1)
     assert outcome.scores == {EXERCISE.id: 0}
     assert outcome.notes == [f"{EXERCISE.id}: {MESSAGE}"]

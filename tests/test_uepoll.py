@@ -1,6 +1,6 @@
 """The epoll shim of 04_epoll (exercises/04_epoll/uepoll.py, shipped to
 students complete) and its instrumented twin used by the hidden suite
-(grader/hidden/04_epoll/uepoll_instrumented.py)."""
+(grader/hidden/04_epoll/support/uepoll_instrumented.py)."""
 
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from grader import manifest
+from grader.course import manifest
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="epoll is Linux-only")
 
 COURSE = manifest.EXERCISES_DIR / "04_epoll" / "uepoll.py"
-INSTRUMENTED = manifest.HIDDEN_DIR / "04_epoll" / "uepoll_instrumented.py"
+INSTRUMENTED = manifest.HIDDEN_DIR / "04_epoll" / "support" / "uepoll_instrumented.py"
 
 
 @pytest.fixture(scope="module")
@@ -486,10 +486,13 @@ def test_trace_writes_the_registrations(tmp_path):
 
 
 def test_the_kernel_list_is_read_from_fdinfo(tmp_path):
+    # A copy: the shim keeps its files beside itself, never in the course tree.
     shutil.copyfile(COURSE, tmp_path / "_uepoll_course.py")
+    shutil.copyfile(INSTRUMENTED, tmp_path / "uepoll_instrumented.py")
     sys.path.insert(0, str(tmp_path))
     try:
-        spec = importlib.util.spec_from_file_location("uepoll_instrumented", INSTRUMENTED)
+        spec = importlib.util.spec_from_file_location("uepoll_instrumented",
+                                                      tmp_path / "uepoll_instrumented.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         with module.Epoll() as ep:

@@ -9,8 +9,8 @@ import struct
 
 import pytest
 
-from grader.failure import check
-from grader.module_runner import ModuleRunner
+from grader.harness.failure import check
+from grader.harness.module_calls import ModuleRunner
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from grader import textgen
-from grader.failure import check
+from grader.harness.failure import check
+from grader.testkit import textgen
 
 FORKED = re.compile(r"parent (\d+) forked child (\d+)\s*$")
 

@@ -6,10 +6,10 @@ import subprocess
 
 import pytest
 
-from grader import textgen
-from grader.failure import check
-from grader.process import start_peer
-from grader.unix_sockets import socket_dir, unix_connect  # noqa: F401 (fixtures)
+from grader.harness.failure import check
+from grader.harness.program import start_peer
+from grader.testkit import textgen
+from grader.testkit.unix_sockets import socket_dir, unix_connect  # noqa: F401 (fixtures)
 
 CONNECTED = re.compile(r"connection from pid (\d+) uid (\d+)\s*$")
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from grader import textgen
-from grader.failure import check
+from grader.harness.failure import check
+from grader.testkit import textgen
 
 READY = lambda port: rf"\[server\] listening on 0\.0\.0\.0:{port}\s*$"
 

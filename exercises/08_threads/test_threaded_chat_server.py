@@ -2,8 +2,8 @@
 
 import pytest
 
-from grader import textgen
-from grader.chat import ChatRoom
+from grader.testkit import textgen
+from grader.testkit.chat_room import ChatRoom
 
 READY = lambda port: r"accepting connections\s*$"
 

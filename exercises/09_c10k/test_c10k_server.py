@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from grader import launch
-from grader.crowd import Crowd, connect_many, reset_all, wait_among
-from grader.failure import check
-from grader.process import Limits
+from grader.harness import launch
+from grader.harness.failure import check
+from grader.harness.program import Limits
+from grader.testkit.crowd import Crowd, connect_many, reset_all, wait_among
 
 SCRIPT = "c10k_server.py"
 READY = r"ready for (\d+) connections\s*$"

@@ -6,8 +6,8 @@ loop there costs the test, nothing more)."""
 
 import pytest
 
-from grader.failure import check
-from grader.module_runner import ModuleRunner
+from grader.harness.failure import check
+from grader.harness.module_calls import ModuleRunner
 
 
 @pytest.fixture

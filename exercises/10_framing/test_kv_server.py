@@ -1,13 +1,13 @@
 """Visible tests for 10_framing, the program kv_server.py.
 Run: pytest exercises/10_framing
 
-Frames are binary: the tests talk to your server with grader.frames, a
+Frames are binary: the tests talk to your server with grader.testkit.frame_client, a
 tiny client that sends a 4-byte big-endian length before each JSON request
 and reads replies the same way."""
 
 import pytest
 
-from grader.frames import FrameClient
+from grader.testkit.frame_client import FrameClient
 
 READY = lambda port: rf"\[server\] listening on 0\.0\.0\.0:{port}\s*$"
 

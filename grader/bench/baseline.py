@@ -1,4 +1,4 @@
-"""Build the bench's C baseline (bench/c/chat_epoll.c) with the system's
+"""Build the bench's C baseline (grader/bench/c/chat_epoll.c) with the system's
 compiler, or say in words why it cannot be built here."""
 
 from __future__ import annotations
@@ -7,9 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ..manifest import COURSE_ROOT
-
-SOURCE = COURSE_ROOT / "bench" / "c" / "chat_epoll.c"
+SOURCE = Path(__file__).resolve().parent / "c" / "chat_epoll.c"
 COMPILERS = ("cc", "gcc", "clang")
 FLAGS = ["-O2", "-Wall", "-Wextra"]
 

@@ -1,7 +1,7 @@
 """The bench's load generator: N idle clients and one active client.
 
 The same generator drives every server. The idle clients are a
-grader.crowd.Crowd (one poll loop in this process, reading whatever the
+grader.testkit.crowd.Crowd (one poll loop in this process, reading whatever the
 server sends them, so the server never blocks on a full socket). The
 active client measures two things, in windows of a fixed number of
 messages:
@@ -29,12 +29,12 @@ import string
 import time
 from dataclasses import dataclass
 
-from ..crowd import Crowd, Member
-from ..failure import GradingFailure
-from ..process import Program
-from . import procstat
-from .protocols import PROTOCOLS, next_line
-from .sockdiag import ConnectionProbe
+from grader.bench import procstat
+from grader.bench.protocols import PROTOCOLS, next_line
+from grader.bench.sockdiag import ConnectionProbe
+from grader.harness.failure import GradingFailure
+from grader.harness.program import Program
+from grader.testkit.crowd import Crowd, Member
 
 BYTE_TIMEOUT = 30.0     # seconds for the server to read one byte
 # Idle chat users are read every DRAIN_EVERY messages: a few lines wait in

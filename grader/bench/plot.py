@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .load import WORKLOADS
-from .runner import Outcome
+from grader.bench.load import WORKLOADS
+from grader.bench.measure import Outcome
 
 WHAT = {"wake-up": "wake-up: 1 byte among N idle clients",
         "message": "message: a line and its answer"}

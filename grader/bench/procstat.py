@@ -14,7 +14,7 @@ import time
 
 import psutil
 
-from ..failure import GradingFailure
+from grader.harness.failure import GradingFailure
 
 
 def _tasks(pid: int) -> list[str]:

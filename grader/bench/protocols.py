@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 import time
 
-from ..chat import WELCOME, said
-from ..crowd import Crowd, Member, connect_many, wait_among
-from ..failure import GradingFailure
+from grader.harness.failure import GradingFailure
+from grader.testkit.chat_room import WELCOME, said
+from grader.testkit.crowd import Crowd, Member, connect_many, wait_among
 
 COUNT = re.compile(r"clients (\d+)")
 ANSWER_TIMEOUT = 30.0       # seconds for one answer (a broadcast to 10,000 takes ~0.1 s)

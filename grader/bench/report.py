@@ -6,7 +6,7 @@ import csv
 import math
 from pathlib import Path
 
-from .runner import Outcome, Row, Spread
+from grader.bench.measure import Outcome, Row, Spread
 
 CSV_FIGURES = {         # column prefix -> (Row attribute, scale to the unit)
     "latency_p50_us": ("p50", 1e6),

@@ -1,10 +1,11 @@
 """The servers the bench can measure, and how to get each ready to run.
 
-The Python servers are the exercises' programs, taken from a submission
-(solutions/ by default) the way the grader takes them: only the files the
-manifest declares, copied into a fresh folder, plus the course's own
-provided files. They are spawned, never imported. The C baseline is built
-from bench/c/."""
+The Python servers are the programs of the exercises whose manifest entry
+has a `bench` table (how to run them, written there once), taken from a
+submission (solutions/ by default) the way the grader takes them: only the
+files the manifest declares, copied into a fresh folder, plus the course's
+own provided files. They are spawned, never imported. The C baseline is built
+from grader/bench/c/."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .. import manifest, submission
-from ..process import python_argv
-from . import baseline
+from grader.bench import baseline
+from grader.course import manifest, submission
+from grader.harness.program import python_argv
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class ServerKind:
     name: str                               # what --servers calls it
     exercise: str | None                    # None: the C baseline
     args: Callable[[int, int], list]        # (port, most clients) -> arguments
-    ready: str                              # regex of its ready line (CONTRACTS.md)
+    ready: str                              # regex of its ready line
     protocol: str                           # "chat" or "c10k" (see protocols.py)
 
     @property
@@ -35,18 +36,23 @@ class ServerKind:
         return manifest.get(self.exercise).files[0] if self.exercise else "chat_epoll"
 
 
-KINDS = {kind.name: kind for kind in (
-    ServerKind("poll", "03_poll", lambda port, most: [port, most],
-               r"started the main poll loop\s*$", "chat"),
-    ServerKind("epoll", "04_epoll", lambda port, most: [port],
-               r"started the main epoll loop\s*$", "chat"),
-    ServerKind("threads", "08_threads", lambda port, most: [port],
-               r"accepting connections\s*$", "chat"),
-    ServerKind("c10k", "09_c10k", lambda port, most: [port],
-               r"ready for \d+ connections\s*$", "c10k"),
-    ServerKind("c", None, lambda port, most: [port],
-               r"started the main epoll loop\s*$", "chat"),
-)}
+def _arguments(template: list[str]) -> Callable[[int, int], list]:
+    """(port, most clients) -> the arguments, from the manifest's template."""
+    def arguments(port: int, most: int) -> list:
+        values = {"{port}": port, "{clients}": most}
+        return [values.get(word, word) for word in template]
+    return arguments
+
+
+def _exercise_servers() -> list[ServerKind]:
+    """The servers of the exercises whose manifest entry has a `bench` table."""
+    return [ServerKind(spec["server"], exercise.id, _arguments(spec["args"]), spec["ready"],
+                       spec["protocol"])
+            for exercise in manifest.load() if (spec := exercise.extra.get("bench"))]
+
+
+C_BASELINE = ServerKind("c", None, lambda port, most: [port], r"started the main epoll loop\s*$", "chat")
+KINDS = {kind.name: kind for kind in (*_exercise_servers(), C_BASELINE)}
 
 
 def prepare(kind: ServerKind, root: Path, folder: Path) -> tuple[Callable[..., list[str]] | None, str]:

@@ -11,8 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..bench import plot, report, runner, servers
-from ..manifest import SOLUTIONS_DIR
+from grader.bench import measure, plot, report, servers
+from grader.commands._options import UsageProblem, refuses_bad_usage
+from grader.course.manifest import SOLUTIONS_DIR
 
 ORDER = 60
 DEFAULT_SERVERS = "poll,epoll,threads,c10k,c"
@@ -44,23 +45,22 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+@refuses_bad_usage
 def run(args: argparse.Namespace) -> int:
     if not sys.platform.startswith("linux"):
-        print("socklab bench: needs Linux (epoll, /proc, sock_diag)", file=sys.stderr)
-        return 2
+        raise UsageProblem("needs Linux (epoll, /proc, sock_diag)")
     root = Path(args.submission)
     if not root.is_dir():
-        print(f"socklab bench: {root} is not a folder", file=sys.stderr)
-        return 2
-    settings = runner.Settings(servers=args.servers, fds=args.fds, messages=args.messages,
-                               warmup=args.warmup, repeats=args.repeats, seed=args.seed)
+        raise UsageProblem(f"{root} is not a folder")
+    settings = measure.Settings(servers=args.servers, fds=args.fds, messages=args.messages,
+                                warmup=args.warmup, repeats=args.repeats, seed=args.seed)
     output = Path(args.output)
     png = Path(args.plot) if args.plot else output / "bench.png"
 
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    outcome = runner.run(settings, root, say=say)
+    outcome = measure.run(settings, root, say=say)
     print(report.table(outcome) if outcome.rows else "Nothing was measured.")
     for line in report.highlights(outcome) + outcome.notes:
         print(line)

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import classroom, manifest, release
+from grader.course import manifest
+from grader.publish import github_classroom, release
 
 ORDER = 65
 
@@ -14,12 +15,12 @@ ORDER = 65
 def run(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else manifest.COURSE_ROOT / release.WORKFLOW
     try:
-        steps = classroom.steps()
+        steps = github_classroom.steps()
     except (manifest.ManifestError, ValueError, RuntimeError) as exc:
         print(f"socklab classroom: {exc}", file=sys.stderr)
         return 2
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(classroom.render(steps), encoding="utf-8")
+    output.write_text(github_classroom.render(steps), encoding="utf-8")
     exercises = len({s.exercise for s in steps})
     print(f"wrote {output}: {len(steps)} autograding steps for {exercises} exercises, "
           f"{sum(s.max_score for s in steps)} points in all (visible tests only)")

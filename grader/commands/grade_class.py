@@ -11,22 +11,20 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .. import classbook, formats, manifest, sandbox
-from .grade import UsageProblem, add_grading_options, folder_and_ids, isolate_net_allowed
+from grader.commands._options import (UsageProblem, add_grading_options, chosen_exercises,
+                                      folder_and_ids, isolate_net_allowed, refuses_bad_usage)
+from grader.grading import formats, grade_class
+from grader.harness import sandbox
 
 ORDER = 20
 
 
+@refuses_bad_usage
 def run(args: argparse.Namespace) -> int:
-    try:
-        class_dir, ids = folder_and_ids(args.class_dir, args)
-    except UsageProblem as exc:
-        print(f"socklab grade-class: {exc}", file=sys.stderr)
-        return 2
-    if not classbook.students(class_dir):
-        print(f"socklab grade-class: no student folders in {class_dir}", file=sys.stderr)
-        return 2
-    exercises = [manifest.get(i) for i in ids] if ids else list(manifest.load())
+    class_dir, ids = folder_and_ids(args.class_dir, args)
+    if not grade_class.students(class_dir):
+        raise UsageProblem(f"no student folders in {class_dir}")
+    exercises = chosen_exercises(ids)
     output = Path(args.output)
     isolate = isolate_net_allowed(args.isolate_net, "grade-class")
     print(f"socklab grade-class: student programs get {sandbox.describe()}"
@@ -43,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         bars[0].set_postfix_str(label, refresh=False)
         bars[0].update()
 
-    outcomes = classbook.grade_class(class_dir, output, exercises, jobs=args.jobs,
+    outcomes = grade_class.grade_class(class_dir, output, exercises, jobs=args.jobs,
                                      force=args.force, isolate_net=isolate,
                                      timeout=args.exercise_timeout,
                                      progress=progress, planned=planned)
@@ -53,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     print(formats.class_table(outcomes, [e.id for e in exercises]))
     print(f"\n{len(outcomes)} students ({reused} from earlier reports, --force regrades them) "
           f"in {time.monotonic() - started:.1f} s: {output}, reports in "
-          f"{classbook.report_folder(output)}/")
+          f"{grade_class.report_folder(output)}/")
     return 0
 
 

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from .. import gradescope, manifest
+from grader.commands._options import UsageProblem, exercise_ids, refuses_bad_usage
+from grader.publish import gradescope_bundle
 
 ORDER = 45
 
 
+@refuses_bad_usage
 def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.suffix != ".zip":
-        print(f"socklab gradescope-bundle: {out} should end in .zip (Gradescope takes a zip)",
-              file=sys.stderr)
-        return 2
-    try:
-        names = gradescope.build(out, args.exercise)
-    except manifest.ManifestError as exc:
-        print(f"socklab gradescope-bundle: {exc}", file=sys.stderr)
-        return 2
+        raise UsageProblem(f"{out} should end in .zip (Gradescope takes a zip)")
+    names = gradescope_bundle.build(out, exercise_ids(args))
     graded = ", ".join(args.exercise) if args.exercise else "every exercise"
     print(f"wrote {out}: {len(names)} files; run_autograder grades {graded}.\n"
           "Upload it as the autograder of a Gradescope programming assignment "

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import hints, manifest, readme
+from grader.course import manifest, readme
+from grader.student import arguments, hints
 
 ORDER = 21
 
@@ -51,9 +52,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(commands) -> None:
-    parser = commands.add_parser("hint", help="show the next hint of an exercise")
-    parser.add_argument("id", metavar="ID", help="the exercise: 03_poll, 03, 3 or poll")
-    what = parser.add_mutually_exclusive_group()
-    what.add_argument("--all", action="store_true", help="show every hint of the exercise")
-    what.add_argument("--reset", action="store_true", help="forget which hints you have seen")
+    parser = commands.add_parser("hint", help=arguments.HINT_HELP)
+    arguments.hint_arguments(parser)
     parser.set_defaults(run=run)

@@ -7,8 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import manifest
-from .grade import exercise_ids
+from grader.commands._options import UsageProblem, chosen_exercises, exercise_ids, refuses_bad_usage
 
 ORDER = 40
 
@@ -23,30 +22,25 @@ Next, from {out}:
 See docs/nbgrader.md."""
 
 
+@refuses_bad_usage
 def run(args: argparse.Namespace) -> int:
+    ids = exercise_ids(args)
     try:
-        ids = exercise_ids(args)
-    except manifest.ManifestError as exc:
-        print(f"socklab nbgrader: {exc}", file=sys.stderr)
-        return 2
-    try:
-        from .. import nbgrader_course
+        from grader.publish.nbgrader import build_course
     except ImportError as exc:
-        print(f"socklab nbgrader: nbgrader is not installed here ({exc}). Install the "
-              "instructor extra: pip install -e '.[instructor]'", file=sys.stderr)
-        return 2
+        raise UsageProblem(f"nbgrader is not installed here ({exc}). Install the "
+                           "instructor extra: pip install -e '.[instructor]'") from None
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        print(f"socklab nbgrader: {out} exists and is not a folder", file=sys.stderr)
-        return 2
-    exercises = [manifest.get(i) for i in ids] if ids else list(manifest.load())
+        raise UsageProblem(f"{out} exists and is not a folder")
+    exercises = chosen_exercises(ids)
     try:
-        folders = nbgrader_course.generate(out, exercises)
+        folders = build_course.generate(out, exercises)
     except RuntimeError as exc:  # a suite that cannot be collected
         print(f"socklab nbgrader: {exc}", file=sys.stderr)
         return 1
     print(f"wrote the nbgrader course {out}: nbgrader_config.py, "
-          f"jupyter/kernels/{nbgrader_course.KERNEL_NAME}/ and {len(folders)} assignment(s):")
+          f"jupyter/kernels/{build_course.KERNEL_NAME}/ and {len(folders)} assignment(s):")
     for folder in folders:
         print(f"  {folder}")
     print(NEXT_STEPS.format(out=out))

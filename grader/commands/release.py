@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import manifest, release
+from grader.course import manifest
+from grader.publish import release
 
 ORDER = 60
 

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import manifest, status
+from grader.course import manifest
+from grader.student import arguments, status
 
 ORDER = 20
 
@@ -26,14 +27,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(commands) -> None:
-    parser = commands.add_parser(
-        "status", help="your progress: every exercise's visible tests, and what to do next")
-    parser.add_argument("--exercise", action="append", metavar="ID",
-                        help="check only this exercise, and list its tests (repeatable)")
-    parser.add_argument("--tree", metavar="DIR",
-                        help="check the files in DIR, laid out like exercises/ "
-                             "(default: this repository's exercises/)")
-    parser.add_argument("--jobs", type=int, default=status.default_jobs(), metavar="N",
-                        help="run N exercises' tests at a time (default: %(default)s)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="list every test")
+    parser = commands.add_parser("status", help=arguments.STATUS_HELP)
+    arguments.status_arguments(parser)
     parser.set_defaults(run=run)

@@ -1,6 +1,6 @@
 """Hidden suite for 00_basics: every clause of the contract.
 
-The student's functions run in a child process (grader.module_runner), one
+The student's functions run in a child process (grader.harness.module_calls), one
 child per test, which receives the whole batch of inputs and answers for
 all of them. The inputs come from hypothesis, used here as a generator:
 it draws a few hundred values (boundaries and odd spellings included),
@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from grader.failure import fail
-from grader.module_runner import ErrorInfo, ModuleRunner, Outcome, Unrepresentable
+from grader.harness.failure import fail
+from grader.harness.module_calls import ErrorInfo, ModuleRunner, Outcome, Unrepresentable
 
 MODULE = "basics"
 SHOWN = 5           # failing inputs listed in a message

@@ -10,10 +10,10 @@ import time
 import psutil
 import pytest
 
-from grader import textgen
-from grader.client import echo_exchange
-from grader.failure import GradingFailure, check, fail
-from grader.suites.server_rules import ServerRulesTests, ServerSpec, TRACEBACK, expect_clean_exit
+from grader.harness.failure import GradingFailure, check, fail
+from grader.testkit import textgen
+from grader.testkit.line_client import echo_exchange
+from grader.testkit.suites.server_rules import TRACEBACK, ServerRulesTests, ServerSpec, expect_clean_exit
 
 SPEC = ServerSpec(
     script="tcp_server.py",

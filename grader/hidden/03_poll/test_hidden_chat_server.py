@@ -5,12 +5,12 @@ naming no other way to wait, and plain imports only."""
 
 import pytest
 
-from grader import source_check, textgen
-from grader.chat import WELCOME, ChatRoom
-from grader.failure import check
-from grader.suites.chat_protocol import ChatProtocolTests, chat_conversation, room  # noqa: F401 (fixture)
-from grader.suites.server_rules import (PlainImportTests, ServerRulesTests, ServerSpec, check_alone,
-                                        check_forbidden, read_submitted, watch)
+from grader.harness.failure import check
+from grader.testkit import source_check, textgen
+from grader.testkit.chat_room import WELCOME, ChatRoom
+from grader.testkit.suites.chat_protocol import ChatProtocolTests, chat_conversation, room  # noqa: F401 (fixture)
+from grader.testkit.suites.server_rules import (PlainImportTests, ServerRulesTests, ServerSpec,
+                                                check_alone, check_forbidden, read_submitted, watch)
 
 # README task numbers for the topics of the shared test classes.
 TASKS = {"listen": 1, "loop": 1, "shutdown": 1, "join": 3, "message": 2, "lines": 4, "leave": 5,

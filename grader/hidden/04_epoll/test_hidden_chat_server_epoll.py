@@ -24,14 +24,14 @@ from pathlib import Path
 import psutil
 import pytest
 
-from grader import source_check, textgen
-from grader.chat import ChatRoom, joined, left, said, WELCOME
-from grader.crowd import Crowd
-from grader.failure import GradingFailure, check, fail
-from grader.process import Program
-from grader.suites.chat_protocol import ChatProtocolTests, chat_conversation, room  # noqa: F401 (fixture)
-from grader.suites.server_rules import (PlainImportTests, ServerRulesTests, ServerSpec, check_alone,
-                                        check_forbidden, read_submitted, watch)
+from grader.harness.failure import GradingFailure, check, fail
+from grader.harness.program import Program
+from grader.testkit import source_check, textgen
+from grader.testkit.chat_room import WELCOME, ChatRoom, joined, left, said
+from grader.testkit.crowd import Crowd
+from grader.testkit.suites.chat_protocol import ChatProtocolTests, chat_conversation, room  # noqa: F401 (fixture)
+from grader.testkit.suites.server_rules import (PlainImportTests, ServerRulesTests, ServerSpec,
+                                                check_alone, check_forbidden, read_submitted, watch)
 
 # README task numbers for the topics of the shared test classes.
 TASKS = {"listen": 1, "join": 1, "loop": 2, "shutdown": 2, "message": 2, "lines": 2, "leave": 3,
@@ -47,7 +47,7 @@ SPEC = ServerSpec(
     converse=chat_conversation,
 )
 
-SHIM = Path(__file__).with_name("uepoll_instrumented.py")
+SHIM = Path(__file__).parent / "support" / "uepoll_instrumented.py"   # a support module, not a suite
 REPORT = "uepoll-check.txt"
 STATE = "uepoll-state.json"
 TRACE_FLAG = "uepoll-trace"

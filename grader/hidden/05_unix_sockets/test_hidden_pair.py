@@ -8,10 +8,10 @@ import re
 import psutil
 import pytest
 
-from grader import textgen
-from grader.failure import check, fail
-from grader.orphans import OrphanWatch
-from grader.suites.server_rules import TRACEBACK, USAGE
+from grader.harness.failure import check, fail
+from grader.harness.orphans import OrphanWatch
+from grader.testkit import textgen
+from grader.testkit.suites.server_rules import TRACEBACK, expect_usage_error
 
 SCRIPT = "pair.py"
 FORKED = re.compile(r"parent (\d+) forked child (\d+)\s*$")
@@ -209,11 +209,4 @@ def test_rejects_arguments_with_usage(spawn):
     program, child = start_pair(spawn)   # only a working program earns these points
     end_input(program, child, did="ran pair.py and sent end of input")
     program = spawn(SCRIPT, "extra", name="pair")
-    did = f"ran: python -u {SCRIPT} extra   (pair.py takes no arguments)"
-    status = program.wait_exit(5)
-    check(status is not None, did, "the program exits with status 1", "it was still running after 5 s")
-    check(status.code == 1, did, "exit status 1", status.describe())
-    err = program.stderr()
-    check(bool(USAGE.search(err)), did, "a message containing 'usage' on stderr",
-          "stderr was:\n" + (err or "(empty)"))
-    check(TRACEBACK not in err, did, "no traceback", "stderr was:\n" + err)
+    expect_usage_error(program, f"ran: python -u {SCRIPT} extra   (pair.py takes no arguments)")

@@ -3,7 +3,7 @@
 Not a TCP server, so ServerRulesTests does not apply as a whole; the
 general rules that do apply (usage errors from a working program, SIGTERM
 and SIGINT, an idle server sleeping in the kernel) reuse its helpers. The
-socket files live in a short per-test folder (see grader.unix_sockets)."""
+socket files live in a short per-test folder (see grader.testkit.unix_sockets)."""
 
 import os
 import re
@@ -17,13 +17,13 @@ import time
 import psutil
 import pytest
 
-from grader import textgen
-from grader.client import echo_exchange
-from grader.failure import GradingFailure, check, fail
-from grader.process import start_peer
-from grader.suites.server_rules import (TRACEBACK, USAGE, ServerSpec, expect_clean_exit,
-                                        measure_cpu, require_working, start)
-from grader.unix_sockets import socket_dir, unix_connect  # noqa: F401 (fixtures)
+from grader.harness.failure import GradingFailure, check, fail
+from grader.harness.program import start_peer
+from grader.testkit import textgen
+from grader.testkit.line_client import echo_exchange
+from grader.testkit.suites.server_rules import (TRACEBACK, ServerSpec, expect_bad_arguments_refused,
+                                                expect_clean_exit, measure_cpu, require_working, start)
+from grader.testkit.unix_sockets import socket_dir, unix_connect  # noqa: F401 (fixtures)
 
 SCRIPT = "unix_echo_server.py"
 CONNECTED = re.compile(r"connection from pid (\d+) uid (\d+)\s*$")
@@ -111,19 +111,9 @@ def expect_refusal(program, path: str, did: str, intact) -> None:
 # -- general rules ---------------------------------------------------------------
 
 @pytest.mark.points(3)
-def test_rejects_bad_arguments_with_usage(server_spec, spawn, start_server):
+def test_rejects_bad_arguments_with_usage(server_spec, spawn, start_server, free_port):
     require_working(start_server, server_spec)
-    for bad in server_spec.bad_args:
-        program = spawn(SCRIPT, *bad, name="server")
-        did = f"ran: python -u {SCRIPT} {' '.join(bad)}".rstrip()
-        status = program.wait_exit(5)
-        check(status is not None, did, "the program exits with status 1", "it was still running after 5 s")
-        check(status.code == 1, did, "exit status 1", status.describe())
-        err = program.stderr()
-        check(bool(USAGE.search(err)), did, "a message containing 'usage' on stderr",
-              "stderr was:\n" + (err or "(empty)"))
-        check(TRACEBACK not in err, did, "no traceback", "stderr was:\n" + err)
-        program.stop()
+    expect_bad_arguments_refused(spawn, SCRIPT, server_spec.bad_args, free_port)
 
 
 @pytest.mark.points(3)

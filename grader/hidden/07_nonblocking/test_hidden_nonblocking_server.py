@@ -12,11 +12,12 @@ import time
 import psutil
 import pytest
 
-from grader import cpu, source_check, textgen
-from grader.client import LineClient
-from grader.failure import check, fail
-from grader.suites.server_rules import (PlainImportTests, ServerRulesTests, ServerSpec, check_alone,
-                                        check_forbidden, read_submitted, watch)
+from grader.harness import cpu
+from grader.harness.failure import check, fail
+from grader.testkit import source_check, textgen
+from grader.testkit.line_client import LineClient, send_while_reading
+from grader.testkit.suites.server_rules import (PlainImportTests, ServerRulesTests, ServerSpec,
+                                                check_alone, check_forbidden, read_submitted, watch)
 
 SCRIPT = "nonblocking_server.py"
 READY = lambda port: rf"\[server\] listening on 0\.0\.0\.0:{port}\s*$"
@@ -83,7 +84,7 @@ def open_client(transcript):
 
 class TestServerRules(ServerRulesTests):
     # The shared idle test measures what the server asks for (time running
-    # or waiting to run, see grader.cpu) against this exercise's own bound,
+    # or waiting to run, see grader.harness.cpu) against this exercise's own bound,
     # IDLE_LIMIT, at start-up and again after echo_conversation.
     pass
 
@@ -127,36 +128,10 @@ def finish_exchange(client, data: bytes, sent: int, chunk: int = 1 << 16, pause:
     (`chunk` bytes per recv(), `pause` seconds after each: a slow reader);
     returns everything that came back: all of it, or less if the server
     closed, or made no progress for `quiet` seconds, or `timeout` passed."""
-    received = bytearray()
-    poller = select.poll()
-    deadline = time.monotonic() + timeout
-    while len(received) < len(data) and not client.eof:
-        poller.register(client.sock, select.POLLIN | (select.POLLOUT if sent < len(data) else 0))
-        wait = min(quiet, deadline - time.monotonic())
-        if wait <= 0 or not poller.poll(wait * 1000):
-            break
-        if sent < len(data):
-            try:
-                sent += client.sock.send(data[sent:sent + (1 << 16)])
-            except BlockingIOError:
-                pass
-            except OSError as exc:  # the server closed or reset: read what is left
-                client.transcript.note(client.name, f"sending failed: {exc}")
-                sent = len(data)
-        try:
-            piece = client.sock.recv(chunk)
-            if piece:
-                received += piece
-                if pause:
-                    time.sleep(pause)  # shapes the reading: a slow client
-            else:
-                client.eof = True
-        except BlockingIOError:
-            pass
-        except ConnectionResetError:
-            client.eof = True
+    received = send_while_reading(client, data, sent, chunk=chunk, pause=pause, quiet=quiet,
+                                  timeout=timeout)
     client.transcript.note(client.name, f"read {len(received)} bytes of echo in all")
-    return bytes(received)
+    return received
 
 
 def describe_difference(back: bytes, data: bytes) -> str:

@@ -14,13 +14,13 @@ import time
 import psutil
 import pytest
 
-from grader import source_check, textgen
-from grader.chat import WELCOME, ChatRoom, joined, left
-from grader.client import LineClient
-from grader.failure import check, fail
-from grader.suites.chat_protocol import ChatProtocolTests, chat_conversation, room  # noqa: F401 (fixture)
-from grader.suites.server_rules import (PlainImportTests, ServerRulesTests, ServerSpec,
-                                        expect_clean_exit, other_processes, read_submitted)
+from grader.harness.failure import check, fail
+from grader.testkit import source_check, textgen
+from grader.testkit.chat_room import WELCOME, ChatRoom, joined, left
+from grader.testkit.line_client import LineClient
+from grader.testkit.suites.chat_protocol import ChatProtocolTests, chat_conversation, room  # noqa: F401 (fixture)
+from grader.testkit.suites.server_rules import (PlainImportTests, ServerRulesTests, ServerSpec,
+                                                expect_clean_exit, other_processes, read_submitted)
 
 SCRIPT = "threaded_chat_server.py"
 READY = lambda port: r"accepting connections\s*$"

@@ -3,7 +3,7 @@ ready line, the line protocol, clients that leave, and the point of it all:
 ten thousand idle connections (or as many as the machine allows), counted,
 answered fast, and costing no CPU.
 
-The crowds are driven by grader.crowd (one poll loop for all the clients:
+The crowds are driven by grader.testkit.crowd (one poll loop for all the clients:
 connect_many opens them in batches with non-blocking connects, and between
 batches the test asks `count` until the server has accepted them all, so its
 listen queue never overflows)."""
@@ -19,11 +19,12 @@ import time
 import psutil
 import pytest
 
-from grader import cpu, launch, textgen
-from grader.crowd import Crowd, connect_many, latency_percentile, reset_all, wait_among
-from grader.failure import check, fail
-from grader.process import Limits
-from grader.suites.server_rules import ServerRulesTests, ServerSpec
+from grader.harness import cpu, launch
+from grader.harness.failure import check, fail
+from grader.harness.program import Limits
+from grader.testkit import textgen
+from grader.testkit.crowd import Crowd, connect_many, latency_percentile, reset_all, wait_among
+from grader.testkit.suites.server_rules import ServerRulesTests, ServerSpec
 
 SCRIPT = "c10k_server.py"
 READY = r"ready for (\d+) connections\s*$"

@@ -2,7 +2,7 @@
 contract.
 
 framing.py is a module, so its functions never run in this process: each
-test runs one check in a child Python process (grader.module_runner). The
+test runs one check in a child Python process (grader.harness.module_calls). The
 property tests run hypothesis *inside* that child, against the student's
 code, seeded from the socklab seed: it draws payloads (empty, small, and
 past 64 KiB) and ways to cut the stream into recv() results (anywhere, one
@@ -18,8 +18,8 @@ import importlib.util
 
 import pytest
 
-from grader.failure import check
-from grader.module_runner import ModuleRunner
+from grader.harness.failure import check
+from grader.harness.module_calls import ModuleRunner
 
 MAX_FRAME = 1 << 20
 CHILD_TIMEOUT = 40.0    # a whole property run, shrinking included

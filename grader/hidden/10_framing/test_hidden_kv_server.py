@@ -1,5 +1,5 @@
 """Hidden suite for 10_framing, the program kv_server.py: every clause of
-its contract, over raw sockets (grader.frames: 4-byte big-endian length,
+its contract, over raw sockets (grader.testkit.frame_client: 4-byte big-endian length,
 then the payload). Replies are compared as parsed JSON, so key order and
 spacing are the student's choice."""
 
@@ -11,10 +11,10 @@ import time
 import psutil
 import pytest
 
-from grader import textgen
-from grader.failure import check
-from grader.frames import MAX_FRAME, FrameClient, frame, json_bytes, show
-from grader.suites.server_rules import ServerRulesTests, ServerSpec
+from grader.harness.failure import check
+from grader.testkit import textgen
+from grader.testkit.frame_client import MAX_FRAME, FrameClient, frame, json_bytes, show
+from grader.testkit.suites.server_rules import ServerRulesTests, ServerSpec
 
 SPEC = ServerSpec(
     script="kv_server.py",

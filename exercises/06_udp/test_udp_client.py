@@ -1,0 +1,27 @@
+"""Visible tests for 06_udp's udp_client.py. Run: pytest exercises/06_udp
+
+The client is run against your own server (udp_server.py)."""
+
+import re
+
+import pytest
+
+from grader.harness.failure import check
+from grader.testkit import textgen
+
+READY = lambda port: rf"\[server\] listening on 0\.0\.0\.0:{port} \(udp\)\s*$"
+
+
+@pytest.mark.points(4)
+@pytest.mark.task(4)
+def test_client_gets_the_echo_from_your_server(start_server, spawn, rng):
+    program, port = start_server("udp_server.py", lambda port: [port], READY)
+    message = textgen.message(rng)
+    client = spawn("udp_client.py", "127.0.0.1", port, name="client")
+    client.send_line(message)
+    did = f"ran your client against your server and typed {message!r}"
+    client.expect_line(re.compile(r".*\[client\] received '" + re.escape(message) + r"'\s*$"),
+                       did=did)
+    status = client.wait_exit(5)
+    check(status is not None and status.code == 0, did, "the client exits with status 0",
+          status.describe() if status else "it was still running")

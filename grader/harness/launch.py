@@ -1,0 +1,37 @@
+"""Start a student's server on a free port and wait until it says it is
+ready, retrying on a fresh port if another process took the port first."""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+from grader.harness.failure import GradingFailure
+from grader.harness.program import Program
+
+PORT_TAKEN = "address already in use"
+ATTEMPTS = 4
+
+
+def start_server(spawn: Callable[..., Program], free_port: Callable[[], int], script: str,
+                 args: Callable[[int], list], ready: Callable[[int], str],
+                 name: str = "server", timeout: float = 10.0) -> tuple[Program, int]:
+    """Spawn `script` with `args(port)` until it prints a line matching
+    `ready(port)` (a regex). Returns the program and its port."""
+    for attempt in range(ATTEMPTS):
+        port = free_port()
+        program = spawn(script, *args(port), name=name)
+        try:
+            program.expect_line(
+                re.compile(ready(port)), timeout=timeout,
+                did=f"started {script} {' '.join(map(str, args(port)))} and waited for its ready line",
+            )
+            return program, port
+        except GradingFailure:
+            status = program.wait_exit(0.5)
+            if status is not None and PORT_TAKEN in program.stderr().lower() \
+                    and attempt < ATTEMPTS - 1:
+                program.stop()  # a parallel grader took the port: try another
+                continue
+            raise
+    raise AssertionError("unreachable")

@@ -1,0 +1,1 @@
+"""What a student runs in their own repository: `socklab status` and hints."""
