@@ -26,11 +26,11 @@ test: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) tests
 
 # The full bench (not part of `make test`; half an hour or more on 2 cores, most
-# of it filling chat rooms of 10,000): a table, bench/results/bench.csv, and the
+# of it filling chat rooms of 10,000): a table, docs/bench-results/bench.csv, and the
 # plot that exercises/04_epoll/README.md shows. See docs/bench.md.
 .PHONY: bench
 bench: $(STAMP)
-	$(VENV)/bin/socklab bench --fds 100,1000,5000,10000 --output bench/results \
+	$(VENV)/bin/socklab bench --fds 100,1000,5000,10000 --output docs/bench-results \
 		--plot exercises/04_epoll/bench.png
 
 clean:

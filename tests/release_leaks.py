@@ -34,12 +34,12 @@ SECRET = ["solutions", "grader/hidden", "grader/testkit/suites", "tests"]
 INSTRUCTOR_COMMANDS = sorted(
     p.stem for p in (ROOT / "grader" / "commands").glob("*.py")
     if p.stem not in ("__init__", *release.STUDENT_COMMANDS))
-INSTRUCTOR = ["docs", ".ci", ".helpers", "bench", "Makefile", "grader/publish", "grader/bench",
+INSTRUCTOR = ["docs", ".ci", ".helpers", "grading-costs", "Makefile", "grader/publish", "grader/bench",
               "grader/grading/grade_class.py",
               *(f"grader/commands/{name}.py" for name in INSTRUCTOR_COMMANDS)]
 PUBLIC = ["exercises", "grader", "README.md", "pyproject.toml"]
 SECRET_NAMES = {"solutions", "hidden", "suites", "mutants", "adversarial", "tests",
-                ".helpers", ".ci", "docs", "bench", "templates"}
+                ".helpers", ".ci", "docs", "bench", "grading-costs", "templates"}
 MIN_LINE = 20
 _SKIP = {"__pycache__", ".pytest_cache", ".hypothesis"}
 

@@ -1,9 +1,9 @@
 """A demonstration class for `socklab grade-class`, and the check that a
 class graded in parallel scores every student as `socklab grade` does alone.
 
-    python bench/demo_class.py build CLASS_DIR [--students 30] [--stubs 3]
+    python grading-costs/demo_class.py build CLASS_DIR [--students 30] [--stubs 3]
     socklab grade-class CLASS_DIR --output book.csv --jobs 2
-    python bench/demo_class.py compare CLASS_DIR book.csv [--exercise ID ...]
+    python grading-costs/demo_class.py compare CLASS_DIR book.csv [--exercise ID ...]
 
 `build` writes CLASS_DIR/<student>/<NN_name>/...: copies of the reference
 solutions, a few students who handed in the stubs untouched, and a few

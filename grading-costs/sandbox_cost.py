@@ -1,7 +1,7 @@
 """What the grading sandbox costs: `socklab grade solutions` by an earlier
 commit and by this tree, side by side in one run on the same machine.
 
-    python bench/sandbox_cost.py [--baseline REV] [--rounds 2] [--exercise ID ...]
+    python grading-costs/sandbox_cost.py [--baseline REV] [--rounds 2] [--exercise ID ...]
 
 The earlier commit (by default the last one before the bubblewrap sandbox)
 is checked out with `git worktree` into a cache folder and installed into

@@ -2,7 +2,7 @@
 of the reference chat server, and of the same server that first prints
 256 lines of 1 MiB on stdout, side by side in one run.
 
-    .venv/bin/python bench/output_bomb.py [--rounds 1] [--lines 256]
+    .venv/bin/python grading-costs/output_bomb.py [--rounds 1] [--lines 256]
 
 For each it prints the score, the wall time, the peak resident memory of
 the grader's own processes (the `socklab` process, its jail and its pytest
