@@ -21,9 +21,8 @@ import psutil
 import pytest
 
 from grader.course import manifest
-from grader.harness import bubblewrap
 from private_tmp import scratch  # noqa: F401  (a fixture)
-from support import build_submission
+from support import build_submission, need_sandbox, needed_on_ci
 
 CASES_DIR = Path(__file__).parent / "adversarial"
 CASES = sorted(p.name for p in CASES_DIR.iterdir() if (p / "case.toml").is_file())
@@ -36,15 +35,6 @@ def read_case(name: str) -> dict:
 
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")   # C0 but newline and tab, DEL, C1
-
-
-def need_sandbox() -> None:
-    """Skip where bubblewrap cannot run, except on CI, which must prove it."""
-    reason = bubblewrap.unavailable_reason()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must be able to sandbox student programs: {reason}")
-        pytest.skip(reason)
 
 
 def make_submission(name: str, spec: dict, dest: Path) -> Path:
@@ -293,10 +283,9 @@ def test_a_flooding_classmate_cannot_touch_a_student_graded_beside_it(scratch):
     the flooder reached nothing (each grading has a network of its own)."""
     need_sandbox()
     from grader.harness import sandbox
-    if not sandbox.network_isolation_available():
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must give each grading a network namespace of its own")
-        pytest.skip("a network namespace per grading needs root")
+    needed_on_ci(None if sandbox.network_isolation_available()
+                 else "a network namespace per grading needs root",
+                 "give each grading a network namespace of its own")
     class_dir = scratch / "class"
     build_submission(class_dir / "victim", manifest.get("03_poll"))
     flooder = class_dir / "flooder" / "01_tcp_server"

@@ -20,6 +20,7 @@ from grader.harness import bubblewrap, sandbox
 from grader.harness.jail import LEFTOVER_PREFIX
 from grader.harness.program import Limits, Program, python_argv
 from grader.harness.transcript import Transcript
+from support import need_sandbox, needed_on_ci
 
 FORK_MANY = """
 import os, time
@@ -76,16 +77,6 @@ def test_stop_kills_a_double_forked_daemon(tmp_path):
     program.stop()
     assert not psutil.pid_exists(daemon) or \
         psutil.Process(daemon).status() == psutil.STATUS_ZOMBIE
-
-
-def need_sandbox() -> None:
-    """Skip where bubblewrap cannot run, except on CI, where that is a failure:
-    CI must prove the sandbox, never skip it."""
-    reason = bubblewrap.unavailable_reason()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must be able to sandbox student programs: {reason}")
-        pytest.skip(reason)
 
 
 @pytest.fixture
@@ -237,10 +228,8 @@ def test_isolated_network_has_its_own_loopback_only():
 def test_the_jail_caps_a_gradings_work_folder(tmp_path):
     """The whole grading's run folders live on a tmpfs of a fixed size (root);
     what a program writes there is gone with the jail."""
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI runs as root: the jail must cap the work folder there")
-        pytest.skip("the work tmpfs needs root")
+    needed_on_ci(None if os.geteuid() == 0 else "the work tmpfs needs root",
+                 "cap a grading's work folder (CI runs as root)")
     work = tmp_path / "work"
     work.mkdir()
     fill = textwrap.dedent(f"""
