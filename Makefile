@@ -33,5 +33,12 @@ bench: $(STAMP)
 	$(VENV)/bin/socklab bench --fds 100,1000,5000,10000 --output docs/bench-results \
 		--plot exercises/04_epoll/bench.png
 
+# What grading itself costs, on the reference solutions and on programs broken
+# on purpose (hours: every shape of every exercise, 3 runs; not part of `make
+# test`): a table and docs/bench-results/grading.csv. See docs/grading-bench.md.
+.PHONY: bench-grading
+bench-grading: $(STAMP)
+	$(VENV)/bin/socklab bench grading
+
 clean:
 	rm -rf $(VENV) *.egg-info

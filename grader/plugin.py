@@ -20,7 +20,7 @@ import pytest
 from grader import results
 from grader.course import manifest, readme
 from grader.course.submission import Snapshot, locate, snapshot
-from grader.harness import ports, sandbox
+from grader.harness import gates, ports, sandbox, turns, waits
 from grader.harness.failure import GradingFailure
 from grader.harness.launch import start_server as _start_server
 from grader.harness.program import Limits, Program, python_argv
@@ -42,6 +42,7 @@ class SocklabState:
         self.results_path: str | None = config.getoption("socklab_results")
         self.temp_root = Path(tempfile.mkdtemp(prefix="socklab-"))
         self.snapshots: dict[str, Snapshot] = {}
+        self.gate_books: dict[str, gates.Book] = {}     # exercise id -> its gates
 
     def snapshot_for(self, exercise: manifest.Exercise, test_path: Path) -> Snapshot:
         if exercise.id not in self.snapshots:
@@ -85,6 +86,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run each student program in the grading sandbox: off (a student's "
                          "own run), auto (where the machine allows, with a warning where it "
                          "does not) or require (fail where it cannot); socklab grade sets it")
+    group.addoption("--socklab-net-per-worker", dest="socklab_net_per_worker", action="store_true",
+                    help="give each pytest-xdist worker a network namespace of its own (root), "
+                         "so that a test's programs see no other test's sockets; socklab grade "
+                         "sets it when it isolates the network")
     group.addoption("--socklab-task", dest="socklab_tasks", action="append", default=None,
                     metavar="N", help="run only the tests of README task N (repeatable; "
                                       "'general' selects the tests that belong to no task)")
@@ -93,11 +98,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "points(n): what the test is worth when graded")
     config.addinivalue_line("markers", "task(n): the README task the test checks")
+    config.addinivalue_line("markers", "alone(why): run with no other test of any grading on "
+                                       "the machine (it loads the machine or measures CPU)")
+    if config.getoption("socklab_net_per_worker") and hasattr(config, "workerinput"):
+        # Tests run one at a time in a worker, as they did in one exercise's
+        # run: a program under test reaches its own test's sockets, never
+        # those of a test running beside it in another worker.
+        try:
+            sandbox.unshare(sandbox.CLONE_NEWNET)
+            sandbox.bring_loopback_up()
+        except OSError as exc:
+            raise pytest.UsageError(f"cannot give this worker a network of its own: {exc}")
     state = SocklabState(config)
     config.stash[STATE] = state
     sandbox.use(config.getoption("socklab_sandbox"))
-    if state.results_path and not hasattr(config, "workerinput"):
-        config.pluginmanager.register(ResultRecorder(state), "socklab-results")
+    if state.results_path:
+        workerinput = getattr(config, "workerinput", None)
+        if workerinput is None:
+            config.pluginmanager.register(ResultRecorder(state), "socklab-results")
+        elif workerinput.get("workerid") == "gw0":  # with xdist only workers collect
+            config.pluginmanager.register(PlanWriter(state), "socklab-plan")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -132,6 +152,14 @@ def group_of(item: pytest.Item) -> str:
     return "general" if task is None else str(task)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem):
+    """Each test takes its turn (grader.harness.turns): side by side with
+    others, or alone when marked so."""
+    with turns.taken(alone=item.get_closest_marker("alone") is not None):
+        return (yield)
+
+
 @pytest.hookimpl(tryfirst=True)  # before ResultRecorder lists what will run
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     wanted = config.getoption("socklab_tasks")
@@ -145,6 +173,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # -- fixtures -----------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def _gates(request: pytest.FixtureRequest):
+    """Give the gates (grader.harness.gates) the running test: its
+    exercise's book, and how its failures read."""
+    exercise = manifest.for_path(request.path)
+    if exercise is None:
+        yield
+        return
+    state: SocklabState = request.config.stash[STATE]
+    item = request.node
+    gates.activate(gates.Context(book=state.gate_books.setdefault(exercise.id, gates.Book()),
+                                 test=item.name, describe=lambda exc: _render(item, exc, footer=False)))
+    yield
+    gates.activate(None)
+
 
 @pytest.fixture
 def exercise(request: pytest.FixtureRequest) -> manifest.Exercise:
@@ -232,10 +276,28 @@ def spawn(workdir: Path, transcript: Transcript, request: pytest.FixtureRequest)
 @pytest.fixture
 def start_server(spawn, free_port):
     """start_server("chat_server.py", lambda port: [port, 5],
-    lambda port: r"started the main poll loop") -> (program, port)."""
-    def start(script, args, ready, name="server", timeout=10.0):
-        return _start_server(spawn, free_port, script, args, ready, name=name, timeout=timeout)
+    lambda port: r"started the main poll loop") -> (program, port).
+    Its ready line is a gate (grader.harness.gates) for that command line:
+    once it failed, every later start of the same command fails at once."""
+    def start(script, args, ready, name="server", timeout=None):
+        command = command_shape(script, args)
+        gate = gates.Gate(f"ready:{command}", f"`python {command}` starts and prints its ready line")
+        with gates.guard(gate):
+            program, port = _start_server(spawn, free_port, script, args, ready, name=name,
+                                          timeout=waits.READY if timeout is None else timeout)
+        gates.server_started(port, command)
+        return program, port
     return start
+
+
+_SOME_PORT = 47_913
+
+
+def command_shape(script: str, args) -> str:
+    """`script` and its arguments for a port, the port written as PORT: the
+    same text for every start of the same command line."""
+    return " ".join([script, *("PORT" if str(a) == str(_SOME_PORT) else str(a)
+                               for a in args(_SOME_PORT))])
 
 
 @pytest.fixture
@@ -261,7 +323,7 @@ def connect(transcript: Transcript):
     clients: list[LineClient] = []
 
     def open_client(port: int, name: str | None = None, host: str = "127.0.0.1",
-                    timeout: float = 5.0) -> LineClient:
+                    timeout: float = waits.REPLY) -> LineClient:
         name = name or f"client{len(clients) + 1}"
         try:
             client = LineClient(port, transcript, name=name, host=host, timeout=timeout)
@@ -271,6 +333,7 @@ def connect(transcript: Transcript):
                 expected="the connection is accepted: the server listens on that port",
                 got=f"the connection failed: {exc.strerror or exc}. A ready line printed "
                     "before listen(), or no socket at all, looks like this.") from None
+        client.ordinal = gates.client_connected(port)
         clients.append(client)
         return client
 
@@ -281,34 +344,51 @@ def connect(transcript: Transcript):
 
 # -- reporting ----------------------------------------------------------------
 
+VERDICT = "socklab_verdict"     # a report's user property: it failed on a GradingFailure
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
-    if report.failed and call.excinfo is not None:
-        report.longrepr = _student_message(item, call.excinfo) or report.longrepr
+    if report.failed and call.excinfo is not None and isinstance(call.excinfo.value, GradingFailure):
+        report.longrepr = _render(item, call.excinfo.value)
+        report.user_properties.append((VERDICT, True))
     return report
 
 
-def _student_message(item: pytest.Item, excinfo) -> str | None:
+@pytest.hookimpl(tryfirst=True)
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
+    """A verdict on the student's program reached while a test was being
+    set up (its server never started, a gate was closed) is a failed test,
+    as it is in the grades: pytest's "error" is kept for faults of the
+    grader itself."""
+    if report.when == "setup" and report.failed and \
+            any(prop[0] == VERDICT for prop in getattr(report, "user_properties", ())):
+        return "failed", "F", "FAILED"
+    return None
+
+
+def _render(item: pytest.Item, failure: GradingFailure, footer: bool = True) -> str:
     """Our failure text: the verdict, the transcript, each program's output,
-    the seed and where to read up. None keeps pytest's own report (used for
-    errors that are not a verdict on the student's program)."""
+    and (with `footer`) the seed and where to read up."""
     # At most failure.MESSAGE_CHARS long: each part is cut in the middle as
     # needed (the reports rely on this cap), and control characters any part
     # quotes from a program are escaped (grader.harness.visible_text).
     from grader.harness.failure import MESSAGE_CHARS, fit_sections
     from grader.harness.visible_text import visible
-    if not isinstance(excinfo.value, GradingFailure):
-        return None
     transcript = item.stash.get(TRANSCRIPT, None)
     state: SocklabState = item.config.stash[STATE]
-    sections = [f"{item.name}\n\n{excinfo.value.render()}"]
-    if transcript is not None:
+    sections = [f"{item.name}\n\n{failure.render()}"]
+    if isinstance(failure, gates.GateClosed):
+        pass    # what matters is in the message of the test that closed the gate
+    elif transcript is not None:
         sections.append("Transcript (time since the test started, who, -> sent / <- received):\n"
                         + transcript.render())
         sections += [program.output_tail() for program in transcript.programs]
     exercise = manifest.for_path(item.path)
     task = task_of(item)
+    if not footer:
+        return fit_sections([visible(text) for text in sections], MESSAGE_CHARS)
     footer = f"Seed: {state.seed} (replay with --socklab-seed {state.seed})"
     if exercise is not None:
         where = readme.pointer(exercise, task)  # the README heading, word for word
@@ -325,6 +405,26 @@ def _text(longrepr) -> str:
     return str(longrepr)
 
 
+def planned_test(item: pytest.Item) -> results.PlannedTest:
+    exercise = manifest.for_path(item.path)
+    return results.PlannedTest(nodeid=item.nodeid, name=item.name,
+                               exercise=exercise.id if exercise else None,
+                               points=_marker_arg(item, "points", 0), task=task_of(item))
+
+
+class PlanWriter:
+    """With pytest-xdist, the first worker writes the plan: the tests its
+    collection found (every worker finds the same), before any test runs."""
+
+    def __init__(self, state: SocklabState) -> None:
+        self.state = state
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        writer = results.Writer(self.state.results_path, append=True)
+        writer.plan(self.state.seed, [planned_test(item) for item in items])
+        writer.close()
+
+
 class ResultRecorder:
     """Writes each test's outcome and points to the results file as the run
     goes (grader.results.Writer): the plan after collection, a line when a
@@ -338,19 +438,26 @@ class ResultRecorder:
         self.writer = results.Writer(state.results_path)   # emptied now, each line flushed
         self.planned: dict[str, results.PlannedTest] = {}
         self.reports: dict[str, tuple[str, str]] = {}       # nodeid -> (status, message) so far
+        self.seconds: dict[str, float] = {}                 # nodeid -> its phases' time so far
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
-            exercise = manifest.for_path(item.path)
-            self.planned[item.nodeid] = results.PlannedTest(
-                nodeid=item.nodeid, name=item.name, exercise=exercise.id if exercise else None,
-                points=_marker_arg(item, "points", 0), task=task_of(item))
+            self.planned[item.nodeid] = planned_test(item)
         self.writer.plan(self.state.seed, list(self.planned.values()))
 
+    def _plan(self) -> dict[str, results.PlannedTest]:
+        """The plan: collected here, or (xdist) written by the first worker."""
+        if not self.planned:
+            plan = results.read(self.state.results_path).plan or []
+            self.planned = {test.nodeid: test for test in plan}
+        return self.planned
+
     def pytest_runtest_logstart(self, nodeid: str) -> None:
+        self._plan()
         self.writer.start(nodeid)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + (report.duration or 0.0)
         status, message = self.reports.get(report.nodeid, (results.PASSED, ""))
         if report.skipped and status == results.PASSED:
             status, message = results.SKIPPED, _text(report.longrepr)
@@ -360,7 +467,7 @@ class ResultRecorder:
         self.reports[report.nodeid] = (status, message)
 
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
-        test = self.planned.get(nodeid)
+        test = self._plan().get(nodeid)
         if test is not None:
             self.writer.result(nodeid, self._outcome(test))
 
@@ -371,7 +478,8 @@ class ResultRecorder:
         # A test skipped for the platform (say, Linux-only) checked
         # nothing: it neither earns nor costs points.
         most = 0 if status == results.SKIPPED else test.points
-        return results.Outcome(status=status, score=earned, max_score=most, message=message)
+        return results.Outcome(status=status, score=earned, max_score=most, message=message,
+                               seconds=round(self.seconds.get(test.nodeid, 0.0), 3))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        self.writer.end(int(exitstatus), [(test, self._outcome(test)) for test in self.planned.values()])
+        self.writer.end(int(exitstatus), [(test, self._outcome(test)) for test in self._plan().values()])

@@ -16,8 +16,9 @@ else; change VERSION whenever they change.
         once, after collection: every test the run will report, in order
     {"record": "start", "nodeid": ...}
         a test began (its setup is about to run)
-    {"record": "result", "nodeid": ..., "status": ..., "score": ..., "max_score": ..., "message": ...}
-        a test ended, teardown included
+    {"record": "result", "nodeid": ..., "status": ..., "score": ..., "max_score": ..., "message": ...,
+     "seconds": ...}
+        a test ended, teardown included (seconds: how long it took, setup to teardown)
     {"record": "end", "version": 2, "exitstatus": ..., "tests": [SUMMARY, ...]}
         the session finished: every test's final result
 
@@ -29,7 +30,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-VERSION = 2
+VERSION = 3
 KIND = "record"
 
 PLAN, START, RESULT, END = "plan", "start", "result", "end"
@@ -58,6 +59,7 @@ class Outcome:
     score: float
     max_score: float
     message: str
+    seconds: float = 0.0
 
 
 TEST_FIELDS = tuple(f.name for f in fields(PlannedTest))
@@ -83,12 +85,13 @@ class TestResult:
     message: str = ""
     task: int | None = None
     nodeid: str = ""
+    seconds: float = 0.0
 
     @classmethod
     def of(cls, test: PlannedTest, outcome: Outcome) -> TestResult:
         return cls(name=test.name, score=outcome.score, max_score=outcome.max_score,
                    status=outcome.status, message=outcome.message, task=test.task,
-                   nodeid=test.nodeid)
+                   nodeid=test.nodeid, seconds=outcome.seconds)
 
 
 @dataclass
@@ -104,9 +107,10 @@ class ExerciseResult:
 
     @classmethod
     def of_tests(cls, exercise_id: str, tests: list[TestResult], message: str = "") -> ExerciseResult:
-        """The tests' points summed up."""
+        """The tests' points summed up, and their time (tests that ran side
+        by side each count their own time)."""
         return cls(exercise_id, sum(t.score for t in tests), sum(t.max_score for t in tests),
-                   tests, message=message)
+                   tests, message=message, seconds=sum(t.seconds for t in tests))
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -126,10 +130,15 @@ def _line(kind: str, **values) -> str:
 
 class Writer:
     """Writes a results file as the run goes: each record is on disk (flushed)
-    as soon as its method returns. The file is emptied when opened."""
+    as soon as its method returns. The file is emptied when opened, unless
+    `append` (a second writer: the xdist worker that writes the plan, which
+    only its workers collect). Every record is appended with one write, so
+    two writers never mix their lines."""
 
-    def __init__(self, path: Path | str) -> None:
-        self._out = open(path, "w", encoding="utf-8")
+    def __init__(self, path: Path | str, append: bool = False) -> None:
+        if not append:
+            Path(path).write_text("", encoding="utf-8")
+        self._out = open(path, "a", encoding="utf-8")
 
     def _write(self, kind: str, **values) -> None:
         if not self._out.closed:
@@ -175,10 +184,15 @@ class Run:
 
     @property
     def running(self) -> str | None:
-        """The test that had started and not finished when the file ends."""
-        if self.started and self.started[-1] not in self.finished:
-            return self.started[-1]
-        return None
+        """The last test that had started and not finished when the file ends."""
+        running = self.running_all
+        return running[-1] if running else None
+
+    @property
+    def running_all(self) -> list[str]:
+        """Every test that had started and not finished when the file ends
+        (several, when the run's tests ran side by side)."""
+        return [nodeid for nodeid in self.started if nodeid not in self.finished]
 
 
 def _planned(values: dict) -> PlannedTest:

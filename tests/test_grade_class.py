@@ -66,20 +66,23 @@ def test_a_class_graded_in_parallel_matches_each_student_graded_alone(tmp_path):
 
 
 class StandIn:
-    """Replaces runner.grade_exercise: a score from the file's length, and
-    a crash for any student named in `crash`."""
+    """Replaces grade_exercise.grade_exercises: a score from the file's
+    length, and a crash for any student named in `crash`."""
 
     def __init__(self, crash=()):
         self.calls: list[str] = []
         self.crash = set(crash)
 
-    def __call__(self, exercise, folder, **_):
+    def __call__(self, exercises, folder, **_):
         self.calls.append(folder.name)
         if folder.name in self.crash:
             raise RuntimeError("the grader fell over")
-        size = (folder / exercise.id / exercise.files[0]).stat().st_size
-        test = TestResult("test_size", size % 100, 100, "passed")
-        return ExerciseResult(exercise.id, size % 100, 100, [test])
+        results = []
+        for exercise in exercises:
+            size = (folder / exercise.id / exercise.files[0]).stat().st_size
+            test = TestResult("test_size", size % 100, 100, "passed")
+            results.append(ExerciseResult(exercise.id, size % 100, 100, [test]))
+        return results
 
 
 @pytest.fixture
@@ -93,7 +96,7 @@ def small_class(tmp_path):
 
 
 def grade(class_dir, output, stand_in, monkeypatch, force=False):
-    monkeypatch.setattr(grade_exercise, "grade_exercise", stand_in)
+    monkeypatch.setattr(grade_exercise, "grade_exercises", stand_in)
     return grade_class.grade_class(class_dir, output, [EXERCISE], jobs=2, force=force)
 
 

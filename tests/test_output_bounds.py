@@ -17,7 +17,7 @@ from grader.harness.module_calls import ModuleRunner
 from grader.harness.program import Program, python_argv
 from grader.harness.transcript import Transcript
 from grader.harness.visible_text import visible
-from grader.plugin import STATE, TRANSCRIPT, _student_message
+from grader.plugin import STATE, TRANSCRIPT, _render
 from grader.results import ExerciseResult, TestResult
 
 MiB = 1 << 20
@@ -47,7 +47,7 @@ def message_of(program: Program, failure: GradingFailure, tmp_path: Path) -> str
         stash={TRANSCRIPT: program.transcript},
         config=SimpleNamespace(stash={STATE: SimpleNamespace(seed=1234)}),
         get_closest_marker=lambda name: None)
-    return _student_message(item, SimpleNamespace(value=failure))
+    return _render(item, failure)
 
 
 def test_huge_lines_are_cut_and_the_ready_line_still_found(tmp_path):

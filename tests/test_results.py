@@ -22,32 +22,37 @@ from support import build_submission
 EXERCISE = manifest.get("01_tcp_server")
 
 # A server that echoes like the solution but, once its client has closed
-# its side, never closes its own: it waits forever instead of ending.
+# its side, never closes its own: it trickles a byte every 0.3 s for ever.
+# A test reading "until the server closes" sees it making progress, so it
+# reads on until its backstop (waits.BULK, 10 s).
 HANGS_AT_END_OF_FILE = {"change": [{
     "file": "tcp_server.py",
     "old": '        if not data:                     # b"": the client closed its side\n'
            '            break\n',
     "new": '        if not data:\n'
            '            while True:\n'
-           '                signal.pause()\n',
+           '                conn.sendall(b".")\n'
+           '                signal.sigtimedwait([signal.SIGUSR2], 0.3)  # a pause\n',
 }]}
 # In the hidden suite's order: two quick tests, then one whose client
-# half-closes and reads until the server closes (up to 20 s, far past the
-# time limit below), then one that never gets to start.
+# half-closes and reads until the server closes (over 10 s, past the time
+# limit below), then one that never gets to start.
 FINISHED = ("test_greets_the_client_by_address", "test_echoes_a_chunk_exactly")
 HUNG = "test_echoes_everything_when_send_is_interrupted"
 AFTER = "test_echoes_bytes_that_are_not_utf8"
 # Long enough for pytest to start and the two quick tests to finish on a
-# busy machine; the hung test runs for 20 s once it starts, so it is still
-# running when the limit strikes.
-TIME_LIMIT = 12
+# busy machine; the hung test runs for over 11 s once it starts (filling
+# the buffers, then 10 s of trickle), so it is still running when the
+# limit strikes.
+TIME_LIMIT = 9
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the hidden suite's SIGSTOP test")
 def test_a_hung_test_loses_its_points_and_the_finished_ones_keep_theirs(tmp_path):
     submission = build_submission(tmp_path, EXERCISE, HANGS_AT_END_OF_FILE)
+    # One worker: the tests run one after the other, in the suite's order.
     result = grade_exercise.grade_exercise(EXERCISE, submission, select=" or ".join((*FINISHED, HUNG, AFTER)),
-                                   timeout=TIME_LIMIT)
+                                   timeout=TIME_LIMIT, workers=1)
     by_name = {t.name: t for t in result.tests}
     for name in FINISHED:
         assert by_name[name].status == "passed" and by_name[name].score > 0, by_name[name]

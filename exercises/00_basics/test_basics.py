@@ -9,13 +9,14 @@ import struct
 
 import pytest
 
+from grader.harness import waits
 from grader.harness.failure import check
 from grader.harness.module_calls import ModuleRunner
 
 
 @pytest.fixture
 def runner(workdir, transcript):
-    return ModuleRunner(workdir, transcript)
+    return ModuleRunner(workdir, transcript, timeout=waits.MODULE_RUN)
 
 
 def answers(runner, function, inputs):

@@ -2,6 +2,7 @@
 
 import pytest
 
+from grader.harness import waits
 from grader.harness.failure import check
 from grader.testkit import textgen
 
@@ -18,7 +19,7 @@ def server(start_server):
 def test_prints_that_it_is_listening(spawn, free_port, connect):
     port = free_port()
     program = spawn("tcp_server.py", port, name="server")
-    program.expect_line(READY(port), did=f"ran: python -u tcp_server.py {port}")
+    program.expect_line(READY(port), timeout=waits.READY, did=f"ran: python -u tcp_server.py {port}")
     connect(port, name="client")  # it really listens: the connection is accepted
 
 
@@ -47,6 +48,6 @@ def test_exits_when_the_client_hangs_up(server, connect):
     program, port = server
     connect(port, name="client").close()
     program.expect_line(r"\[server\] client 127\.0\.0\.1 hung up\s*$", did="the client closed")
-    status = program.wait_exit(5)
+    status = program.wait_exit(waits.EXIT)
     check(status is not None and status.code == 0, "the client closed",
           "exit status 0", status.describe() if status else "still running")

@@ -5,6 +5,7 @@ process and calls its functions there."""
 
 import pytest
 
+from grader.harness import waits
 from grader.harness.failure import check
 from grader.harness.module_calls import ModuleRunner
 from grader.testkit import textgen
@@ -14,7 +15,7 @@ CONNECT_AND_TALK = '''
 import sockethelpers
 sock = sockethelpers.connect_to("127.0.0.1", %(port)d)
 sock.sendall(%(message)r)
-sock.settimeout(5)
+sock.settimeout(%(own)r)
 result = (sock.getpeername(), sock.recv(4096))
 sock.close()
 '''
@@ -22,7 +23,7 @@ sock.close()
 
 @pytest.fixture
 def runner(workdir, transcript):
-    return ModuleRunner(workdir, transcript)
+    return ModuleRunner(workdir, transcript, timeout=waits.MODULE_RUN)
 
 
 @pytest.mark.points(3)
@@ -43,7 +44,7 @@ def test_connect_to_connects_to_a_local_server(runner, servers, rng):
     server = servers.start("127.0.0.1", expect=len(message), reply=b"hello back\n")
     did = f"a server listens on 127.0.0.1 port {server.port}; called connect_to('127.0.0.1', {server.port}), " \
           f"sent {message!r} on the socket and read the reply"
-    out = runner.run(CONNECT_AND_TALK % {"port": server.port, "message": message}, did=did)
+    out = runner.run(CONNECT_AND_TALK % {"port": server.port, "message": message, "own": waits.OWN}, did=did)
     peer, reply = out.value_or_fail(did, "a connected socket")
     check(tuple(peer) == ("127.0.0.1", server.port), did, f"connected to 127.0.0.1 port {server.port}",
           f"connected to {peer!r}")

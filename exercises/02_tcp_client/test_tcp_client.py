@@ -5,6 +5,7 @@ answers one message."""
 
 import pytest
 
+from grader.harness import waits
 from grader.harness.failure import check
 from grader.testkit import textgen
 from grader.testkit.fake_server import servers  # noqa: F401 (a fixture)
@@ -18,17 +19,18 @@ def test_client_sends_a_line_and_prints_the_reply(spawn, servers, rng):
     server = servers.start("127.0.0.1", expect=len(message.encode()), reply=(reply + "\n").encode())
     program = spawn("tcp_client.py", "127.0.0.1", server.port, name="client")
     did = f"a server listens on 127.0.0.1 port {server.port}; ran: python -u tcp_client.py 127.0.0.1 {server.port}"
-    program.expect_line("[client] attempting connection to 127.0.0.1 ...", literal=True, did=did)
+    program.expect_line("[client] attempting connection to 127.0.0.1 ...", literal=True, did=did,
+                        timeout=waits.READY)
     program.expect_line("[client] connected to 127.0.0.1", literal=True, did=did)
     program.expect_line("what to send to the server?", literal=True, did=did)
     program.send_line(message)
     did += f"; typed {message!r}"
     program.expect_line(f"[client] sent '{message}'", literal=True, did=did)
     program.expect_line(f"[client] received '{reply}'", literal=True, did=did)
-    status = program.wait_exit(5)
+    status = program.wait_exit(waits.EXIT)
     check(status is not None and status.code == 0, did, "the client exits with status 0",
-          status.describe() if status else "it was still running after 5 s")
-    server.wait_done(5)
+          status.describe() if status else f"it was still running after {waits.EXIT:g} s")
+    server.wait_done(waits.OWN)
     check(server.received == message.encode(), did, f"the server receives {message!r} (no newline)",
           f"it received {server.received!r}")
 
@@ -40,7 +42,8 @@ def test_client_connects_over_ipv6(spawn, servers, rng):
     server = servers.start("::1", expect=len(message.encode()), reply=b"ipv6 works\n")
     program = spawn("tcp_client.py", "::1", server.port, name="client")
     did = f"a server listens on ::1 (IPv6) port {server.port}; ran: python -u tcp_client.py ::1 {server.port}"
-    program.expect_line("[client] attempting connection to ::1 ...", literal=True, did=did)
+    program.expect_line("[client] attempting connection to ::1 ...", literal=True, did=did,
+                        timeout=waits.READY)
     program.expect_line("[client] connected to ::1", literal=True, did=did)
     program.send_line(message)
     program.expect_line("[client] received 'ipv6 works'", literal=True, did=f"{did}; typed {message!r}")

@@ -4,23 +4,30 @@ import re
 
 import pytest
 
+from grader.harness import gates, waits
 from grader.harness.failure import check
 from grader.testkit import textgen
 
 FORKED = re.compile(r"parent (\d+) forked child (\d+)\s*$")
+# pair.py's first line, the same check every time: a gate (grader.harness.gates).
+FORK_GATE = gates.Gate("ready:pair.py", "`python pair.py` announces its fork")
+
+
+def forked(program) -> re.Match:
+    with gates.guard(FORK_GATE):
+        return program.expect_line(FORKED, timeout=waits.READY, did="ran: python -u pair.py")
 
 
 def start_pair(spawn):
     program = spawn("pair.py", name="pair")
-    match = program.expect_line(FORKED, did="ran: python -u pair.py")
-    return program, int(match.group(2))
+    return program, int(forked(program).group(2))
 
 
 @pytest.mark.points(3)
 @pytest.mark.task(1)
 def test_announces_the_fork(spawn):
     program = spawn("pair.py", name="pair")
-    match = program.expect_line(FORKED, did="ran: python -u pair.py")
+    match = forked(program)
     check(int(match.group(1)) == program.inner_pid(), "ran: python -u pair.py",
           f"PARENTPID is pair.py's own pid, {program.inner_pid()}", f"it printed {match.group(1)}")
 
@@ -44,6 +51,6 @@ def test_prints_the_exit_status_after_ctrl_d(spawn):
     program.send_eof()
     did = "typed 'hello', then sent end of input (Ctrl-D)"
     program.expect_line(f"child {child} exited with status 0", literal=True, did=did)
-    status = program.wait_exit(5)
+    status = program.wait_exit(waits.EXIT)
     check(status is not None and status.code == 0, did, "pair.py exits with status 0",
-          status.describe() if status else "it was still running 5 s later")
+          status.describe() if status else f"it was still running {waits.EXIT:g} s later")

@@ -6,9 +6,11 @@ import subprocess
 
 import pytest
 
+from grader.harness import gates, waits
 from grader.harness.failure import check
 from grader.harness.program import start_peer
 from grader.testkit import textgen
+from grader.testkit.unix_sockets import ready_on_a_fresh_path
 from grader.testkit.unix_sockets import socket_dir, unix_connect  # noqa: F401 (fixtures)
 
 CONNECTED = re.compile(r"connection from pid (\d+) uid (\d+)\s*$")
@@ -18,8 +20,9 @@ CONNECTED = re.compile(r"connection from pid (\d+) uid (\d+)\s*$")
 def server(spawn, socket_dir):
     path = str(socket_dir / "echo.sock")
     program = spawn("unix_echo_server.py", path, name="server")
-    program.expect_line(rf"listening on {re.escape(path)}\s*$",
-                        did=f"ran: python -u unix_echo_server.py {path}")
+    with gates.guard(ready_on_a_fresh_path("unix_echo_server.py")):
+        program.expect_line(rf"listening on {re.escape(path)}\s*$", timeout=waits.READY,
+                            did=f"ran: python -u unix_echo_server.py {path}")
     return program, path
 
 
@@ -64,4 +67,4 @@ def test_names_the_connecting_process(server):
               f"connection from pid {seen[0]} uid {seen[1]}")
     finally:
         client.stdin.close()
-        client.wait(5)
+        client.wait(waits.OWN)

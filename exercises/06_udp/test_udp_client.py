@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from grader.harness import waits
 from grader.harness.failure import check
 from grader.testkit import textgen
 
@@ -21,7 +22,7 @@ def test_client_gets_the_echo_from_your_server(start_server, spawn, rng):
     client.send_line(message)
     did = f"ran your client against your server and typed {message!r}"
     client.expect_line(re.compile(r".*\[client\] received '" + re.escape(message) + r"'\s*$"),
-                       did=did)
-    status = client.wait_exit(5)
+                       did=did, timeout=waits.READY + waits.REPLY)   # its start-up, one exchange
+    status = client.wait_exit(waits.EXIT)
     check(status is not None and status.code == 0, did, "the client exits with status 0",
           status.describe() if status else "it was still running")

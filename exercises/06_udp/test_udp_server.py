@@ -2,6 +2,7 @@
 
 import pytest
 
+from grader.harness import waits
 from grader.harness.failure import check
 from grader.testkit import textgen
 from grader.testkit.udp_peer import udp  # noqa: F401 (a fixture: UDP sockets of the test, closed afterwards)
@@ -21,7 +22,7 @@ def server(start_server, udp):
 def test_server_says_it_is_listening(spawn, free_port):
     port = free_port()
     program = spawn("udp_server.py", port, name="server")
-    program.expect_line(READY(port), did=f"ran: python -u udp_server.py {port}")
+    program.expect_line(READY(port), timeout=waits.READY, did=f"ran: python -u udp_server.py {port}")
 
 
 @pytest.mark.points(4)
@@ -31,7 +32,8 @@ def test_server_echoes_a_datagram(server, udp, rng):
     client = udp.socket("client")
     data = textgen.message(rng).encode()
     client.send_to(data, ("127.0.0.1", port))
-    got = client.receive(timeout=5)
+    got = client.receive(timeout=waits.REPLY)
     did = f"sent the datagram {data!r}"
-    check(got is not None, did, "the same bytes back", "nothing came back within 5 s")
+    check(got is not None, did, "the same bytes back",
+          f"nothing came back within {waits.REPLY:g} s")
     check(got.data == data, did, "the same bytes back", repr(got.data))

@@ -2,6 +2,7 @@
 
 import pytest
 
+from grader.harness import waits
 from grader.harness.failure import check
 from grader.testkit import textgen
 
@@ -15,7 +16,7 @@ def server(start_server):
 
 def echo(client, data, did):
     client.send_raw(data)
-    back = client.read_bytes(len(data), timeout=3)
+    back = client.read_bytes(len(data), timeout=waits.REPLY)
     check(back == data, did, f"the same {len(data)} bytes back", repr(back))
 
 
@@ -24,7 +25,8 @@ def echo(client, data, did):
 def test_prints_that_it_is_listening(spawn, free_port, connect):
     port = free_port()
     program = spawn("nonblocking_server.py", port, name="server")
-    program.expect_line(READY(port), did=f"ran: python -u nonblocking_server.py {port}")
+    program.expect_line(READY(port), timeout=waits.READY,
+                        did=f"ran: python -u nonblocking_server.py {port}")
     connect(port, name="client")  # it really listens: the connection is accepted
 
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from grader.harness import launch
+from grader.harness import launch, waits
 from grader.harness.failure import check
 from grader.harness.program import Limits
 from grader.testkit.crowd import Crowd, connect_many, reset_all, wait_among
@@ -59,7 +59,7 @@ def test_answers_ping_with_pong(server, connect):
 def test_counts_the_clients(server, connect):
     program, port = server
     clients = [connect(port, name=f"client{i + 1}") for i in range(3)]
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + waits.REPLY
     while True:  # the server may not have accepted the last one yet: ask again
         clients[0].send_line("count")
         got = clients[0].expect_line(COUNT, did="connected 3 clients, sent 'count'")
@@ -101,8 +101,8 @@ def test_fifteen_hundred_idle_clients_are_counted(spawn, free_port, transcript):
     def ask():
         before = control.line_count()
         control.send_line("count")
-        wait_among(crowd, [control], lambda: control.line_count() > before, 5, did=did,
-                   expected="an answer to 'count' within 5 s")
+        wait_among(crowd, [control], lambda: control.line_count() > before, waits.REPLY,
+                   did=did, expected=f"an answer to 'count' within {waits.REPLY:g} s")
         match = COUNT.fullmatch(control.lines(before)[0])
         check(match is not None, did, "'clients N'", repr(control.lines(before)[0]))
         return int(match.group(1))
@@ -114,7 +114,7 @@ def test_fifteen_hundred_idle_clients_are_counted(spawn, free_port, transcript):
         while (got := ask()) != want:
             if got != last:
                 last, since = got, time.monotonic()
-            elif time.monotonic() - since > 1:
+            elif time.monotonic() - since > waits.BATCH_COUNT:
                 return f"its count stayed at {got}, not {want}: did it raise its descriptor limit?"
             time.sleep(0.005)  # pacing the questions
         return None
@@ -126,8 +126,8 @@ def test_fifteen_hundred_idle_clients_are_counted(spawn, free_port, transcript):
         check(ask() == CROWD + 1, did, f"'clients {CROWD + 1}'", "another count")
         member = members[len(members) // 2]
         member.send_line("ping middle")
-        wait_among(crowd, [member], lambda: member.line_count() >= 1, 5, did=did + "; one pinged",
-                   expected="it gets its pong within 5 s")
+        wait_among(crowd, [member], lambda: member.line_count() >= 1, waits.REPLY,
+                   did=did + "; one pinged", expected=f"it gets its pong within {waits.REPLY:g} s")
         check(member.lines() == ["pong middle"], did + "; one sent 'ping middle'",
               "'pong middle'", repr(member.lines()))
     finally:

@@ -6,13 +6,14 @@ loop there costs the test, nothing more)."""
 
 import pytest
 
+from grader.harness import waits
 from grader.harness.failure import check
 from grader.harness.module_calls import ModuleRunner
 
 
 @pytest.fixture
 def runner(workdir, transcript):
-    return ModuleRunner(workdir, transcript, timeout=10.0)
+    return ModuleRunner(workdir, transcript, timeout=waits.MODULE_RUN)
 
 
 @pytest.mark.points(2)

@@ -7,6 +7,7 @@ and reads replies the same way."""
 
 import pytest
 
+from grader.harness import waits
 from grader.testkit.frame_client import FrameClient
 
 READY = lambda port: rf"\[server\] listening on 0\.0\.0\.0:{port}\s*$"
@@ -17,7 +18,7 @@ READY = lambda port: rf"\[server\] listening on 0\.0\.0\.0:{port}\s*$"
 def test_prints_that_it_is_listening(spawn, free_port, connect):
     port = free_port()
     program = spawn("kv_server.py", port, name="server")
-    program.expect_line(READY(port), did=f"ran: python -u kv_server.py {port}")
+    program.expect_line(READY(port), timeout=waits.READY, did=f"ran: python -u kv_server.py {port}")
     connect(port, name="client")  # it really listens: the connection is accepted
 
 

@@ -75,7 +75,7 @@ def add_grading_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exercise", action="append", metavar="ID",
                         help="grade only this exercise (repeatable)")
     parser.add_argument("--isolate-net", action=argparse.BooleanOptionalAction, default=None,
-                        help="grade each exercise in a fresh network namespace with only "
+                        help="grade each submission in a fresh network namespace with only "
                              "loopback (the default where the machine allows it: root and "
                              "network namespaces; elsewhere a warning)")
     parser.add_argument("--exercise-timeout", type=float, default=grade_exercise.EXERCISE_TIMEOUT,

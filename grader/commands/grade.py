@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from grader.commands._options import (add_grading_options, folder_and_ids, isolate_net_allowed,
@@ -15,14 +16,16 @@ ORDER = 10
 @refuses_bad_usage
 def run(args: argparse.Namespace) -> int:
     submission, ids = folder_and_ids(args.submission, args)
+    started = time.monotonic()
     results = grade_exercise.grade(submission, ids, timeout=args.exercise_timeout,
                                    isolate_net=isolate_net_allowed(args.isolate_net, "grade"))
+    seconds = time.monotonic() - started
     if args.format == "json":
         text = formats.as_json(results)
     elif args.format == "gradescope":
-        text = formats.gradescope(results)
+        text = formats.gradescope(results, seconds)
     else:
-        text = formats.table(results, title=f"socklab grade {submission}")
+        text = formats.table(results, title=f"socklab grade {submission}", seconds=seconds)
         if args.verbose:
             text = formats.failures(results) + "\n\n" + text
     if args.output:

@@ -28,13 +28,13 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     isolate = isolate_net_allowed(args.isolate_net, "grade-class")
     print(f"socklab grade-class: student programs get {sandbox.describe()}"
-          + ("; each exercise in its own network namespace" if isolate else ""), file=sys.stderr)
+          + ("; each submission in its own network namespace" if isolate else ""), file=sys.stderr)
     started = time.monotonic()
     bars = []
 
     def planned(n: int) -> None:
         # disable=None: a bar on a terminal, nothing in a CI log
-        bars.append(tqdm(total=n, unit="exercise", desc="grading", file=sys.stderr,
+        bars.append(tqdm(total=n, unit="student", desc="grading", file=sys.stderr,
                          disable=True if args.quiet else None))
 
     def progress(label: str) -> None:
@@ -61,7 +61,9 @@ def register(commands) -> None:
     cmd.add_argument("--output", required=True, metavar="CSV",
                      help="the gradebook; per-student JSON reports go beside it in <name>-reports/")
     cmd.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                     help="exercises graded at once (default: the number of cores)")
+                     help="submissions graded at once (default: the number of cores); they "
+                          "share the machine's test workers (SOCKLAB_WORKERS, else 4 per core), "
+                          "never multiply them")
     cmd.add_argument("--force", action="store_true",
                      help="regrade students whose report is already there and up to date")
     add_grading_options(cmd)

@@ -1,8 +1,10 @@
 """Grade a whole class: CLASS_DIR/<student>/<NN_name>/... into a gradebook.
 
-Work is split into (student, exercise) pairs handed to a pool of worker
-threads; each pair is graded by `grade_exercise` in its own pytest
-process under the jail, so the threads only wait. A student's report (every
+Students are handed to a pool of `jobs` threads; each student's whole
+submission is graded by `grade_exercises` in one pytest run under the
+jail (so the threads only wait), with a `jobs`-th of the machine's test
+workers (grader.grading.budget), and every run takes its turns in one
+folder, so a test that must run alone is alone on the machine. A student's report (every
 test's score and message) is written as JSON beside the CSV as soon as all
 of that student's exercises are done, so an interrupted run loses nothing:
 a re-run skips every student whose report matches their files (a
@@ -14,6 +16,7 @@ import csv
 import hashlib
 import json
 import os
+import tempfile
 import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -23,7 +26,8 @@ from typing import Callable
 
 from grader.course import manifest
 from grader.course.submission import link_problem, locate
-from grader.grading import formats, grade_exercise
+from grader.grading import budget, formats, grade_exercise
+from grader.harness import turns
 from grader.results import ExerciseResult
 
 REPORT_VERSION = 1
@@ -114,7 +118,7 @@ def grade_class(class_dir: Path, output: Path, exercises: list[manifest.Exercise
                 progress: Callable[[str], None] | None = None,
                 planned: Callable[[int], None] | None = None) -> list[StudentOutcome]:
     """Grade every student; write the per-student reports and the CSV.
-    `planned(n)` is told how many pairs will be graded, `progress(label)`
+    `planned(n)` is told how many students will be graded, `progress(name)`
     is called after each one."""
     reports = report_folder(output)
     reports.mkdir(parents=True, exist_ok=True)
@@ -137,33 +141,31 @@ def grade_class(class_dir: Path, output: Path, exercises: list[manifest.Exercise
         else:
             pending[folder.name] = {"folder": folder, "stamp": stamp, "results": {}}
     if planned:
-        planned(len(pending) * len(exercises))
+        planned(len(pending))
     lock = threading.Lock()
+    workers = budget.workers(jobs, exercises=len(exercises))
 
-    def grade_pair(student: str, exercise: manifest.Exercise) -> ExerciseResult:
+    def grade_student(student: str, turns_at: Path) -> list[ExerciseResult]:
         try:
-            return grade_exercise.grade_exercise(exercise, pending[student]["folder"],
-                                         timeout=timeout, isolate_net=isolate_net)
+            return grade_exercise.grade_exercises(exercises, pending[student]["folder"],
+                                                  timeout=timeout, isolate_net=isolate_net,
+                                                  workers=workers, turns_at=turns_at)
         except Exception as exc:  # a grader bug must not stop the class
-            return _crashed(exercise, exc)
+            return [_crashed(exercise, exc) for exercise in exercises]
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(grade_pair, s, e): (s, e) for s in pending for e in exercises}
+    with tempfile.TemporaryDirectory(prefix="socklab-turns-") as turns_at, \
+            ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(grade_student, s, Path(turns_at)): s for s in pending}
         for future in as_completed(futures):
-            student, exercise = futures[future]
-            result = future.result()
+            student = futures[future]
+            ordered = future.result()
             with lock:
-                entry = pending[student]
-                entry["results"][exercise.id] = result
-                if len(entry["results"]) == len(exercises):
-                    ordered = [entry["results"][i] for i in ids]
-                    notes = [f"{r.id}: {formats.note(r.message)}" for r in ordered if r.message]
-                    _write_report(reports / f"{student}.json", student, entry["stamp"],
-                                  ordered, notes)
-                    outcomes[student] = StudentOutcome(
-                        student, {r.id: r.score for r in ordered}, notes)
+                notes = [f"{r.id}: {formats.note(r.message)}" for r in ordered if r.message]
+                _write_report(reports / f"{student}.json", student, pending[student]["stamp"],
+                              ordered, notes)
+                outcomes[student] = StudentOutcome(student, {r.id: r.score for r in ordered}, notes)
             if progress:
-                progress(f"{student} {exercise.id}")
+                progress(student)
     ordered = [outcomes[name] for name in sorted(outcomes)]
     write_csv(output, ordered, ids)
     return ordered

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import psutil
 
+from grader.harness import waits
+
 
 @dataclass
 class Usage:
@@ -51,7 +53,7 @@ def _runnable_seconds(pid: int) -> float | None:
     return total / 1e9 if found else None
 
 
-def measure(program, seconds: float = 1.0) -> Usage:
+def measure(program, seconds: float = waits.IDLE_WINDOW) -> Usage:
     """CPU and runnable shares of `program` (a grader.harness.program.Program) over
     `seconds` of wall time."""
     process = psutil.Process(program.pid)

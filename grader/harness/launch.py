@@ -4,8 +4,10 @@ ready, retrying on a fresh port if another process took the port first."""
 from __future__ import annotations
 
 import re
+import time
 from typing import Callable
 
+from grader.harness import waits
 from grader.harness.failure import GradingFailure
 from grader.harness.program import Program
 
@@ -15,20 +17,22 @@ ATTEMPTS = 4
 
 def start_server(spawn: Callable[..., Program], free_port: Callable[[], int], script: str,
                  args: Callable[[int], list], ready: Callable[[int], str],
-                 name: str = "server", timeout: float = 10.0) -> tuple[Program, int]:
+                 name: str = "server", timeout: float = waits.READY) -> tuple[Program, int]:
     """Spawn `script` with `args(port)` until it prints a line matching
     `ready(port)` (a regex). Returns the program and its port."""
     for attempt in range(ATTEMPTS):
         port = free_port()
+        started = time.monotonic()
         program = spawn(script, *args(port), name=name)
         try:
             program.expect_line(
                 re.compile(ready(port)), timeout=timeout,
                 did=f"started {script} {' '.join(map(str, args(port)))} and waited for its ready line",
             )
+            waits.observed("ready", time.monotonic() - started)
             return program, port
         except GradingFailure:
-            status = program.wait_exit(0.5)
+            status = program.wait_exit(waits.FINISHING)
             if status is not None and PORT_TAKEN in program.stderr().lower() \
                     and attempt < ATTEMPTS - 1:
                 program.stop()  # a parallel grader took the port: try another

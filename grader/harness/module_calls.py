@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grader.harness import waits
 from grader.harness.failure import GradingFailure
 from grader.harness.program import Limits, child_environment, output_lines
 from grader.harness.sandbox import Confinement
@@ -179,7 +180,7 @@ class ModuleRunner:
 
     workdir: Path
     transcript: Transcript
-    timeout: float = 10.0
+    timeout: float = waits.MODULE_RUN
     limits: Limits = field(default_factory=Limits)
     # distributions the check itself imports (shown read-only in the sandbox)
     libraries: tuple[str, ...] = ()

@@ -26,6 +26,7 @@ import pexpect
 import psutil
 import ptyprocess
 
+from grader.harness import waits
 from grader.harness.failure import GradingFailure
 from grader.harness.sandbox import Confinement
 from grader.harness.transcript import Transcript
@@ -322,7 +323,7 @@ class Program:
             return self._window_start - len(self._head) if self._head_closed else 0, \
                 self._dropped_bytes, self._cut_lines
 
-    def expect_line(self, pattern: str | re.Pattern, timeout: float = 5.0,
+    def expect_line(self, pattern: str | re.Pattern, timeout: float = waits.REPLY,
                     did: str = "", literal: bool = False) -> re.Match:
         """Wait for the next stdout line matching `pattern` (other lines in
         between are allowed) and return the match."""
@@ -501,10 +502,14 @@ class Program:
 
     def wait_exit(self, timeout: float) -> Exit | None:
         """The program's exit, or None if it is still running after `timeout`."""
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         while True:
             status = self.poll_exit()
-            if status is not None or time.monotonic() >= deadline:
+            if status is not None:
+                waits.observed("exit", time.monotonic() - started)
+                return status
+            if time.monotonic() >= deadline:
                 return status
             time.sleep(0.01)
 

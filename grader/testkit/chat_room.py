@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from grader.harness import gates
 from grader.harness.failure import GradingFailure
 from grader.testkit.line_client import LineClient
 
@@ -52,11 +53,13 @@ class ChatRoom:
     def connect_raw(self, name: str) -> LineClient:
         return self._connect(self.port, name=name)
 
-    def join(self, name: str, timeout: float = 5.0) -> ChatUser:
+    def join(self, name: str, timeout: float | None = None) -> ChatUser:
         """Connect a new user; it must be welcomed with its number and every
-        user already in the room must be told."""
-        client = self._connect(self.port, name=name, timeout=timeout)
-        match = client.expect_line(WELCOME, did=f"{name} connected to the chat server")
+        user already in the room must be told. The welcome of a freshly
+        started server's first user is a gate (grader.harness.gates)."""
+        client = self._connect(self.port, name=name, **({} if timeout is None else {"timeout": timeout}))
+        with gates.first_answer(client, "welcome", "is welcomed"):
+            match = client.expect_line(WELCOME, did=f"{name} connected to the chat server")
         user = ChatUser(client, int(match.group(1)))
         for other in self.users:
             other.client.expect_line(

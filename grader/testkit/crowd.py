@@ -10,7 +10,7 @@ line would drown it).
 
     crowd = Crowd(port, transcript)
     members = crowd.join(1000, ready=lambda m: m.line_count() >= 1, window=8)
-    crowd.wait_until(lambda: all(m.line_count() >= 2 for m in members), 30,
+    crowd.wait_until(lambda: all(m.line_count() >= 2 for m in members), waits.CROWD,
                      did="...", expected="...")
     lines = members[0].lines()
     crowd.close()
@@ -22,7 +22,14 @@ after a second. Meanwhile it watches closely only those few, and reads the
 others in bulk every DRAIN_EVERY seconds: reading a thousand sockets every
 time one line arrives on each would cost a recv() per line (and on
 loopback each recv() contends with the server's send() for the socket).
-Uses poll, never select: descriptors go above 1023."""
+Uses poll, never select: descriptors go above 1023.
+
+Waits (grader.harness.waits): one connection, one send, or one answer is a
+reply (waits.REPLY). A whole crowd step (a thousand joins, a line heard by
+every member) has a backstop of its own (`timeout`, waits.CROWD in the
+suites), and fails sooner when it stops making progress: when no member
+became ready (join) or nothing at all arrived (wait_until) for `quiet`
+seconds, a reply's wait by default."""
 
 from __future__ import annotations
 
@@ -35,6 +42,7 @@ import struct
 import time
 from typing import Callable
 
+from grader.harness import waits
 from grader.harness.failure import GradingFailure
 from grader.harness.transcript import Transcript
 
@@ -80,7 +88,7 @@ class Member:
 
 class Crowd:
     def __init__(self, port: int, transcript: Transcript, host: str = "127.0.0.1",
-                 name: str = "crowd", timeout: float = 10.0) -> None:
+                 name: str = "crowd", timeout: float = waits.REPLY) -> None:
         self.port = port
         self.host = host
         self.name = name
@@ -104,14 +112,17 @@ class Crowd:
         return member
 
     def join(self, count: int, ready: Callable[[Member], bool], window: int = 8,
-             timeout: float = 60.0, did: str = "") -> list[Member]:
+             timeout: float = waits.CROWD, did: str = "",
+             quiet: float = waits.REPLY) -> list[Member]:
         """Connect `count` members, at most `window` of them not yet `ready`
         at any time, reading everything meanwhile. Returns them in
-        connection order once all are ready."""
+        connection order once all are ready. Fails when they are not all
+        ready after `timeout`, or when no member became ready for `quiet`
+        seconds (each one's readiness is a reply)."""
         joined: list[Member] = []
         waiting: list[Member] = []
-        deadline = time.monotonic() + timeout
-        drained = time.monotonic()
+        started = progressed = drained = time.monotonic()
+        deadline = started + timeout
         while len(joined) < count or waiting:
             while len(joined) < count and len(waiting) < window:
                 member = self.connect()
@@ -121,13 +132,23 @@ class Crowd:
             if time.monotonic() - drained > DRAIN_EVERY:
                 self.pump(0)  # everyone, so that no socket buffer fills up
                 drained = time.monotonic()
-            waiting = [m for m in waiting if not ready(m)]
-            if waiting and time.monotonic() > deadline:
+            still = [m for m in waiting if not ready(m)]
+            now = time.monotonic()
+            if len(still) < len(waiting):
+                progressed = now
+            waiting = still
+            if waiting and (now > deadline or now - progressed > quiet):
                 raise GradingFailure(
                     did=did or f"connected {len(joined)} of {count} clients, a few at a time",
-                    expected=f"every client is served within {timeout:g} s",
-                    got=f"{len(waiting)} client(s) still waiting, e.g. {waiting[0].name}, which "
-                        f"received {bytes(waiting[0].data[-200:])!r}")
+                    expected=f"every client is served, each within {quiet:g} s, all within "
+                             f"{timeout:g} s",
+                    got=f"{len(waiting)} client(s) still waiting"
+                        + (f" after {timeout:g} s" if now > deadline else
+                           f" ({len(joined) - len(waiting)} of {len(joined)} served; none more "
+                           f"for {quiet:g} s)")
+                        + f", e.g. {waiting[0].name}, which received "
+                          f"{bytes(waiting[0].data[-200:])!r}")
+        waits.observed("crowd-join", time.monotonic() - started)
         self.transcript.note(self.name, f"{count} clients connected (descriptors "
                              f"{joined[0].fd}..{joined[-1].fd} in the test process)")
         return joined
@@ -209,22 +230,33 @@ class Crowd:
         return len(ready)
 
     def wait_until(self, condition: Callable[[], bool], timeout: float, did: str,
-                   expected: str, got: Callable[[], str] | None = None) -> None:
-        """Pump until `condition()` holds; fail in words after `timeout`.
-        The condition is tested when the sockets go quiet, or every 20 ms
-        while data keeps coming (it may look at every member)."""
-        deadline = time.monotonic() + timeout
+                   expected: str, got: Callable[[], str] | None = None,
+                   quiet: float = waits.REPLY) -> None:
+        """Pump until `condition()` holds; fail in words after `timeout`,
+        or as soon as nothing at all has arrived for `quiet` seconds (what
+        the condition waits for comes as replies to the test's last
+        action). The condition is tested when the sockets go quiet, or
+        every 20 ms while data keeps coming (it may look at every member)."""
+        started = arrived = time.monotonic()
+        deadline = started + timeout
         while not condition():
             checked = time.monotonic()
             while True:
-                remaining = deadline - time.monotonic()
+                now = time.monotonic()
+                remaining = min(deadline, arrived + quiet) - now
                 if remaining <= 0:
                     if condition():
                         return
+                    why = f"not after {timeout:g} s" if now >= deadline else \
+                        f"nothing more arrived for {quiet:g} s"
                     raise GradingFailure(did=did, expected=expected,
-                                         got=got() if got else f"not after {timeout:g} s")
-                if not self.pump(min(remaining, 0.2)) or time.monotonic() - checked > 0.02:
+                                         got=f"{got()} ({why})" if got else why)
+                some = self.pump(min(remaining, 0.2))
+                if some:
+                    arrived = time.monotonic()
+                if not some or time.monotonic() - checked > 0.02:
                     break
+        waits.observed("crowd", time.monotonic() - started)
 
 
 # -- thousands of idle connections (added for 09_c10k) -------------------------
@@ -254,12 +286,12 @@ class Crowd:
 # refused": the test goes on with the connections it has.
 MACHINE_LIMITS = {errno.EMFILE, errno.ENFILE, errno.EADDRNOTAVAIL, errno.ENOBUFS, errno.ENOMEM}
 FIRST_BATCH = 4     # connections in the first batch; doubled after each good one
-STALLED = 0.5       # seconds for a batch's connects to complete before backing off
+STALLED = waits.BATCH_CONNECT   # seconds for a batch's connects to complete before backing off
 
 
 def connect_many(crowd: Crowd, count: int,
                  settle: Callable[[list[Member]], str | None] | None = None,
-                 batch: int = 64, timeout: float = 10.0, did: str = "",
+                 batch: int = 64, timeout: float = waits.REPLY, did: str = "",
                  host: str | None = None, back_off: bool = True,
                  ) -> tuple[list[Member], str | None]:
     """Open up to `count` more members of `crowd` with non-blocking
@@ -359,7 +391,8 @@ def _open_batch(crowd: Crowd, target: tuple[str, int], want: int, before: int, p
     poller = select.poll()
     for fd in pending:
         poller.register(fd, select.POLLOUT)
-    deadline = time.monotonic() + patience
+    started = time.monotonic()
+    deadline = started + patience
     while pending:
         remaining = deadline - time.monotonic()
         ready = poller.poll(remaining * 1000) if remaining > 0 else []
@@ -383,6 +416,7 @@ def _open_batch(crowd: Crowd, target: tuple[str, int], want: int, before: int, p
                     expected="the server accepts every connection",
                     got=f"connection {before + len(opened) + 1} failed: {os.strerror(code)}")
             opened.append(_adopt(crowd, sock))
+    waits.observed("connect-batch", time.monotonic() - started)
     return opened, shortfall, None
 
 
@@ -430,10 +464,12 @@ def wait_among(crowd: Crowd, among: list[Member], condition: Callable[[], bool],
     sockets, a few bytes), where waiting for the whole crowd to go quiet
     would add a pause to every round trip. The others' data stays in their
     sockets until the next crowd.pump()."""
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     while not condition():
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise GradingFailure(did=did, expected=expected,
                                  got=got() if got else f"not after {timeout:g} s")
         crowd.pump(min(remaining, 0.5), among=among)
+    waits.observed("crowd-answer", time.monotonic() - started)

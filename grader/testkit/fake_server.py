@@ -10,7 +10,7 @@ socket is closed once a client is accepted.
     server = servers.start(host="::1", expect=len(message), reply=b"ok\\n")
     dead = servers.refusing_port("127.0.0.1")        # connections there are refused
     ... run the student's client against ("::1", server.port) ...
-    server.wait_done(5)
+    server.wait_done(waits.OWN)
     check(server.received == message, ...)
     servers.close_all()                               # in the fixture's teardown
 
@@ -33,11 +33,14 @@ from typing import Callable
 
 import pytest
 
+from grader.harness import waits
 from grader.harness.transcript import Transcript
 
 ATTEMPTS = 4            # fresh ports to try when a parallel grader took one
-ACCEPT_TIMEOUT = 15.0   # how long a server waits for its client
-READ_TIMEOUT = 10.0     # how long it waits for the message, then for the close
+# How long a server waits for its client to connect, then for the message,
+# then for the close: each happens within the client's whole run.
+ACCEPT_TIMEOUT = waits.CLIENT_RUN
+READ_TIMEOUT = waits.CLIENT_RUN
 
 
 class OneShotServer:
@@ -86,7 +89,7 @@ class OneShotServer:
     def close(self) -> None:
         """Stop the thread and close every socket. Safe to call twice."""
         self._stop.set()
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=waits.OWN)
         try:
             self._listener.close()
         except OSError:

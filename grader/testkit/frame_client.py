@@ -24,6 +24,7 @@ import select
 import struct
 import time
 
+from grader.harness import waits
 from grader.harness.failure import GradingFailure
 from grader.testkit.line_client import LineClient
 
@@ -165,7 +166,7 @@ class FrameClient:
         self.send(value)
         return self.expect_reply(expected, did=did, timeout=timeout)
 
-    def expect_closed(self, did: str, timeout: float = 5.0) -> None:
+    def expect_closed(self, did: str, timeout: float = waits.EOF) -> None:
         """The server must close (or reset) this connection."""
         self.client.expect_eof(did=did, timeout=timeout)
 

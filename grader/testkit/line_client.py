@@ -13,10 +13,11 @@ import socket
 import struct
 import time
 
+from grader.harness import waits
 from grader.harness.failure import GradingFailure
 from grader.harness.transcript import Transcript
 
-DEFAULT_TIMEOUT = 5.0
+DEFAULT_TIMEOUT = waits.REPLY
 
 
 class LineClient:
@@ -32,6 +33,7 @@ class LineClient:
         self.last_raw = b""     # the last line as it came, before "\r" was stripped
         self.eof = False
         self.closed = False
+        self.ordinal = 0        # the how-manieth client of its server (see gates.client_connected)
         if sock is None:
             sock = socket.create_connection((host, port), timeout=timeout)
         self.sock = sock
@@ -114,10 +116,12 @@ class LineClient:
     def read_line(self, timeout: float | None = None) -> str | None:
         """The next complete line, without its ending; None at end of stream
         or when nothing complete arrived in time (see .eof to tell apart)."""
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        started = time.monotonic()
+        deadline = started + (self.timeout if timeout is None else timeout)
         while b"\n" not in self._buffer:
             if not self._fill(deadline):
                 return None
+        waits.observed("reply", time.monotonic() - started)
         raw, self._buffer = self._buffer.split(b"\n", 1)
         self.last_raw = raw
         if raw.endswith(b"\r"):
@@ -160,12 +164,14 @@ class LineClient:
 
     def expect_eof(self, did: str, timeout: float | None = None) -> None:
         """The server must close this connection (after any pending lines)."""
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        started = time.monotonic()
+        deadline = started + (self.timeout if timeout is None else timeout)
         while not self.eof:
             if not self._fill(deadline) and not self.eof:
                 raise GradingFailure(did=did, expected=f"the server closes {self.name}'s connection",
                                      got=f"the connection was still open after "
                                          f"{self.timeout if timeout is None else timeout:g} s")
+        waits.observed("eof", time.monotonic() - started)
         if self._buffer:
             leftover, self._buffer = self._buffer, b""
             self.transcript.received(self.name, leftover)
@@ -189,25 +195,28 @@ def _wait(sock: socket.socket, event: int, deadline: float) -> bool:
 
 
 def send_while_reading(client: LineClient, data: bytes, sent: int = 0, chunk: int = 1 << 16,
-                       pause: float = 0.0, quiet: float | None = None,
-                       timeout: float = 10.0) -> bytes:
+                       pause: float = 0.0, quiet: float = waits.REPLY,
+                       timeout: float = waits.BULK) -> bytes:
     """Send `data` from offset `sent` while reading what comes back at the
     same time (a server that answers as it reads would otherwise block us
     both): `chunk` bytes per recv(), `pause` seconds after each (a slow
     reader). Returns what came back: `len(data)` bytes, or fewer if the
-    server closed or reset, made no progress for `quiet` seconds, or
+    server closed or reset, made no progress for `quiet` seconds (by
+    default a reply's wait: every piece of the echo is a reply), or
     `timeout` passed. A send that fails is noted, and the reading goes on.
     Uses poll on the client's non-blocking socket, never select."""
     received = bytearray()
     poller = select.poll()
-    deadline = time.monotonic() + timeout
+    started = last = time.monotonic()
+    deadline = started + timeout
     while len(received) < len(data) and not client.eof:
         poller.register(client.sock, select.POLLIN | (select.POLLOUT if sent < len(data) else 0))
-        wait = deadline - time.monotonic()
-        if quiet is not None:
-            wait = min(quiet, wait)
+        wait = min(quiet, deadline - time.monotonic())
         if wait <= 0 or not poller.poll(wait * 1000):
             break
+        now = time.monotonic()
+        waits.observed("progress", now - last)
+        last = now
         if sent < len(data):
             try:
                 sent += client.sock.send(data[sent:sent + (1 << 16)])
@@ -228,10 +237,12 @@ def send_while_reading(client: LineClient, data: bytes, sent: int = 0, chunk: in
             pass
         except ConnectionResetError:
             client.eof = True
+    if len(received) == len(data):
+        waits.observed("bulk", time.monotonic() - started)
     return bytes(received)
 
 
-def echo_exchange(client: LineClient, data: bytes, timeout: float = 10.0) -> bytes:
+def echo_exchange(client: LineClient, data: bytes, timeout: float = waits.BULK) -> bytes:
     """Send `data` while reading the echo (send_while_reading), with both
     sides in the transcript; returns what came back."""
     client.transcript.sent(client.name, data)

@@ -21,9 +21,9 @@ IP:PORT):
     alice = peers.socket("alice")
     peers.name_address(("127.0.0.1", port), "server")
     alice.send_to(b"hi", ("127.0.0.1", port))
-    echo = alice.receive(timeout=5)          # a Datagram, or None
+    echo = alice.receive(timeout=waits.REPLY)    # a Datagram, or None
     fake = peers.fake_server(drop_first=1, answer=lambda data: b"ack")
-    fake.wait_for(2, timeout=5)              # True once 2 datagrams came
+    fake.wait_for(2, timeout=waits.REPLY)    # True once 2 datagrams came
     peers.close_all()                        # in the fixture's teardown
 
 Every wait has a deadline and ends as soon as its condition holds; nothing
@@ -40,10 +40,11 @@ from typing import Callable
 
 import pytest
 
+from grader.harness import waits
 from grader.harness.transcript import Transcript
 
 MAX_DATAGRAM = 65535
-LAST_LOOK = 0.3    # seconds for datagrams already sent to be read
+LAST_LOOK = waits.SILENCE    # seconds for datagrams already sent to be read
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,7 @@ class FakeUdpServer(UdpSocket):
             self._wake_w.send(b"x")
         except OSError:
             pass
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=waits.OWN)
         self._wake_r.close()
         self._wake_w.close()
         super().close()

@@ -7,6 +7,8 @@ file instead of a port.
 - `unix_connect`: a fixture, a factory of `grader.testkit.line_client.LineClient`s
   connected to a socket file: unix_connect(path, name="alice").
   Every client it opened is closed after the test.
+- `ready_on_a_fresh_path(script)`: the gate (grader.harness.gates) of a
+  server started on a fresh socket path printing its ready line.
 
 Import the fixtures into a test module to use them:
 
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from grader.harness import gates
 from grader.harness.failure import GradingFailure
 from grader.harness.transcript import Transcript
 from grader.testkit.line_client import DEFAULT_TIMEOUT, LineClient
@@ -31,6 +34,17 @@ ROOM_FOR_NAMES = 24         # what a test may append: "/" and a file name
 # Socket folders a test made outside its run folder: the plugin's spawn lets
 # the test's programs see and write them (they sit in the sandbox's own /tmp otherwise).
 SOCKET_FOLDERS = pytest.StashKey[list]()
+
+
+def ready_on_a_fresh_path(script: str) -> gates.Gate:
+    """The gate of `python SCRIPT PATH` printing its ready line, PATH a
+    fresh socket path in a folder of the test's own. The gate the plugin
+    puts on every start_server is keyed by the command line, which holds
+    each test's own socket path here, so it would never meet itself again:
+    this key leaves the path out (guard the start with both)."""
+    return gates.Gate(f"ready:{script} PATH",
+                      f"`python {script} PATH` starts on a fresh socket path and prints its "
+                      "ready line")
 
 
 def fits(path: str | Path) -> bool:

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
+from grader.harness import waits
 from grader.harness.failure import fail
 from grader.harness.module_calls import ErrorInfo, ModuleRunner, Outcome, Unrepresentable
 
@@ -32,7 +33,7 @@ SHOWN = 5           # failing inputs listed in a message
 
 @pytest.fixture
 def runner(workdir, transcript) -> ModuleRunner:
-    return ModuleRunner(workdir, transcript, timeout=10.0)
+    return ModuleRunner(workdir, transcript, timeout=waits.MODULE_RUN)
 
 
 def draw(strategy, count: int, rng) -> list:

@@ -10,10 +10,12 @@ import time
 import psutil
 import pytest
 
+from grader.harness import waits
 from grader.harness.failure import GradingFailure, check, fail
 from grader.testkit import textgen
 from grader.testkit.line_client import echo_exchange
-from grader.testkit.suites.server_rules import TRACEBACK, ServerRulesTests, ServerSpec, expect_clean_exit
+from grader.testkit.suites.server_rules import (TRACEBACK, ServerRulesTests, ServerSpec, engage,
+                                                expect_clean_exit)
 
 SPEC = ServerSpec(
     script="tcp_server.py",
@@ -37,18 +39,17 @@ def greeted(program, ip="127.0.0.1"):
                         did="connected one client")
 
 
-def echoed(client, rng, did="connected and sent one line"):
+def echoed(client):
     """One line and its echo: proof that the server has accepted this client
-    (tests that are not about the log lines do not depend on them)."""
-    data = (textgen.message(rng) + "\n").encode()
-    client.send_raw(data)
-    back = client.read_bytes(len(data))
-    check(back == data, f"{did}: {data!r}", "the same bytes back", f"{back!r}")
+    (tests that are not about the log lines do not depend on them). It is
+    SPEC.engage, the same exchange every time, so for the first client of
+    a server it is a gate (grader.harness.gates)."""
+    engage(SPEC, client)
 
 
 # -- helpers for the tests that fill every buffer ------------------------------
 
-STALL_SECONDS = 0.5     # no room to send for this long: the server waits in send()
+STALL_SECONDS = waits.STALL     # no room to send for this long: the server waits in send()
 FILL_LIMIT = 128 << 20  # far more than all the socket buffers on the way hold
 # Readable filler (letters, digits, spaces; a newline for one byte in 256),
 # so that the server's log of it stays legible in a failure message.
@@ -88,15 +89,17 @@ def fill_until_stalled(client, rng) -> bytes:
                got="the server went on reading all of it: does it send the echo back?")
 
 
-def drain(client, timeout: float = 20.0) -> bytes:
-    """Everything the server sends until it closes (or `timeout` passes)."""
+def drain(client, timeout: float = waits.BULK, quiet: float = waits.REPLY) -> bytes:
+    """Everything the server sends until it closes (or `timeout` passes, or
+    nothing comes for `quiet` seconds: each piece of the echo is a reply)."""
     received = bytearray()
     poller = select.poll()
     poller.register(client.sock, select.POLLIN)
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     while (remaining := deadline - time.monotonic()) > 0:
-        if not poller.poll(remaining * 1000):
-            continue
+        if not poller.poll(min(remaining, quiet) * 1000):
+            break
         try:
             chunk = client.sock.recv(1 << 20)
         except BlockingIOError:
@@ -104,6 +107,7 @@ def drain(client, timeout: float = 20.0) -> bytes:
         except ConnectionResetError:
             break
         if not chunk:
+            waits.observed("bulk", time.monotonic() - started)
             break
         received += chunk
     client.transcript.note(client.name, f"received {len(received)} bytes in all")
@@ -139,7 +143,7 @@ def test_exits_on_sigint_while_waiting_for_a_client(server):
     # server must also stop quietly while it still waits in accept().
     program, port = server
     program.send_signal(signal.SIGINT)
-    expect_clean_exit(program, 2.0, "started the server and, before any client connected, "
+    expect_clean_exit(program, waits.EXIT, "started the server and, before any client connected, "
                                     "sent SIGINT (Ctrl-C)", allowed_signals=(signal.SIGINT,))
 
 
@@ -251,7 +255,7 @@ def test_echoes_everything_when_send_is_interrupted(server, connect, rng):
     process = psutil.Process(program.pid)
     program.send_signal(signal.SIGSTOP)
     # SIGCONT discards a SIGSTOP still pending: wait until the stop took effect.
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + waits.OWN
     while process.status() != psutil.STATUS_STOPPED and time.monotonic() < deadline:
         time.sleep(0.01)
     program.send_signal(signal.SIGCONT)
@@ -286,20 +290,22 @@ def test_echoes_bytes_that_are_not_utf8(server, connect, rng):
 
 @pytest.mark.points(6)
 @pytest.mark.task(2)
-def test_a_second_client_is_refused(server, connect, rng):
+def test_a_second_client_is_refused(server, connect):
     program, port = server
     first = connect(port, name="first")
-    echoed(first, rng)
-    deadline = time.monotonic() + 3
+    echoed(first)
+    # The listening socket closes when the first client is accepted, before
+    # its echo: a second client is refused within a reply of that echo.
+    deadline = time.monotonic() + waits.REPLY
     while True:
         try:
-            probe = socket.create_connection(("127.0.0.1", port), timeout=2)
+            probe = socket.create_connection(("127.0.0.1", port), timeout=waits.REPLY)
         except ConnectionRefusedError:
             return
         probe.close()
         if time.monotonic() > deadline:
             raise fail(did="one client connected and got its echo; a second client tried to "
-                           "connect for 3 s",
+                           f"connect for {waits.REPLY:g} s",
                        expected="the second connection is refused: the server closed its "
                                 "listening socket after accepting the first",
                        got="the second client's connection was accepted (queued in the backlog)")
@@ -314,19 +320,19 @@ def test_announces_hang_up_and_exits_0(server, connect, rng):
     client.send_line(textgen.message(rng))
     client.close()
     program.expect_line(r"\[server\] client 127\.0\.0\.1 hung up\s*$", did="the client said one line and closed")
-    status = program.wait_exit(5)
+    status = program.wait_exit(waits.EXIT)
     check(status is not None and status.code == 0, "the client closed its connection",
           "the server exits with status 0", status.describe() if status else "it kept running")
 
 
 @pytest.mark.points(4)
 @pytest.mark.task(2)
-def test_survives_a_reset_without_traceback(server, connect, rng):
+def test_survives_a_reset_without_traceback(server, connect):
     program, port = server
     client = connect(port, name="client")
-    echoed(client, rng)
+    echoed(client)
     client.reset()
-    status = program.wait_exit(5)
+    status = program.wait_exit(waits.REPLY + waits.EXIT)  # it notices the reset (a reply), then exits
     did = "the client sent a line, got its echo, then reset its connection (RST instead of a clean close)"
     check(status is not None, did, "the server notices and exits", "it kept running")
     check(TRACEBACK not in program.stderr(), did, "no traceback", "stderr holds a traceback (shown below)")
@@ -339,7 +345,7 @@ def test_survives_a_reset_while_the_server_sends(server, connect, rng):
     client = connect(port, name="client")
     sent = fill_until_stalled(client, rng)
     client.reset()
-    status = program.wait_exit(5)
+    status = program.wait_exit(waits.REPLY + waits.EXIT)  # it notices the reset (a reply), then exits
     did = (f"sent {len(sent)} bytes without reading the echo, so the server waited in "
            "sendall(); then reset the connection (RST)")
     check(status is not None, did, "the server notices and exits", "it kept running")

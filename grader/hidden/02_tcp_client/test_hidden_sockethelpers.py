@@ -11,6 +11,7 @@ import socket
 
 import pytest
 
+from grader.harness import waits
 from grader.harness.failure import check, fail
 from grader.harness.module_calls import ModuleRunner
 from grader.testkit import textgen
@@ -23,7 +24,7 @@ NOWHERE = "nowhere.socklab.test"    # ... and this one does not resolve at all
 
 @pytest.fixture
 def runner(workdir, transcript):
-    return ModuleRunner(workdir, transcript)
+    return ModuleRunner(workdir, transcript, timeout=waits.MODULE_RUN)
 
 
 def reply_for(rng) -> str:
@@ -104,7 +105,7 @@ if result["is_socket"]:
         result["peer"] = None
     result["left_open"] = left_open(sock)
     try:
-        sock.settimeout(5)
+        sock.settimeout(%(own)r)    # the test's own server answers
         sock.sendall(%(message)r)
         result["reply"] = sock.recv(4096)
     except OSError as exc:
@@ -129,7 +130,7 @@ def connect_source(host, port, message=b"", plan=None, fail_families=()) -> str:
     socket it returns, and reports the peer, the reply and any socket left open."""
     resolver = fake_resolver_source(plan) if plan else ""
     return (resolver + TRACKING % {"fail_families": tuple(int(f) for f in fail_families)}
-            + CONNECTS % {"host": host, "port": port, "message": message})
+            + CONNECTS % {"host": host, "port": port, "message": message, "own": waits.OWN})
 
 
 def failing_source(host, port, plan=None) -> str:
@@ -156,7 +157,7 @@ def connects_to(runner, server, host, port, message: bytes, reply: bytes, did: s
           f"it is connected to {info['peer'][0]} port {info['peer'][1]}")
     check("talk_error" not in info, did, "the test can send on the socket and read the reply",
           info.get("talk_error", ""))
-    server.wait_done(5)
+    server.wait_done(waits.OWN)    # the child has closed the socket
     check(server.received == message, did, f"the server receives {message!r} over that socket",
           f"it received {server.received!r}")
     check(info["reply"] == reply, did, f"the test reads the server's reply {reply!r}",

@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from grader.harness import waits
 from grader.harness.failure import check
 from grader.testkit import textgen
 from grader.testkit.fake_server import install_fake_resolver, localhost_ip
@@ -19,6 +20,10 @@ PROMPT = "what to send to the server?"
 FAILED = "[client] failed to connect"
 CLOSED = "[client] server closed the connection"
 MULTI = "multi.socklab.test"        # made-up names: only the fake resolver knows them
+# The client's first output that needs an exchange with the server: its
+# start-up, then one reply. Its lines before that (attempting, connected,
+# the prompt) come within its start-up alone: waits.READY.
+FIRST_REPLY = waits.READY + waits.REPLY
 NOWHERE = "nowhere.socklab.test"    # ... and this one does not resolve at all
 
 
@@ -41,12 +46,14 @@ def type_message(program, message: str) -> None:
 def received_the_message(server, message: str, did: str) -> None:
     """The message reached the server (its exact bytes are the job of
     test_sends_exactly_the_typed_line)."""
-    server.wait_done(5)
+    server.wait_done(waits.OWN)    # the client has exited: its connection is closed
     check(server.received.rstrip(b"\r\n") == message.encode(), did,
           f"the server receives {message!r}", f"it received {server.received!r}")
 
 
-def expect_exit(program, code: int, did: str, within: float = 5.0) -> None:
+def expect_exit(program, code: int, did: str, within: float = waits.EXIT) -> None:
+    """The client exits with `code` within `within` (by default: right after
+    the output the test waited for last)."""
     status = program.wait_exit(within)
     check(status is not None, did, f"the client exits with status {code}",
           f"it was still running after {within:g} s")
@@ -85,7 +92,7 @@ def require_working(spawn, servers, rng) -> None:
     did = (f"first ran {command('127.0.0.1', server.port)} against a working server and typed "
            f"{message!r} (error handling counts only for a client that works)")
     type_message(program, message)
-    program.expect_line(f"[client] received '{reply}'", literal=True, did=did)
+    program.expect_line(f"[client] received '{reply}'", literal=True, did=did, timeout=FIRST_REPLY)
     expect_exit(program, 0, did)
 
 
@@ -93,18 +100,19 @@ def require_working(spawn, servers, rng) -> None:
 @pytest.mark.task(3)
 def test_reports_the_attempt_and_the_connection(spawn, servers, rng):
     program, server, message, did = run_conversation(spawn, servers, rng, "127.0.0.1", "127.0.0.1")
-    program.expect_line("[client] attempting connection to 127.0.0.1 ...", literal=True, did=did)
+    program.expect_line("[client] attempting connection to 127.0.0.1 ...", literal=True, did=did,
+                        timeout=waits.READY)
     program.expect_line("[client] connected to 127.0.0.1", literal=True, did=did)
-    check(server.wait_accepted(5), did, "the server gets a connection", "nobody connected")
+    check(server.wait_accepted(waits.OWN), did, "the server gets a connection", "nobody connected")
     type_message(program, message)
-    expect_exit(program, 0, f"{did}; typed {message!r}")
+    expect_exit(program, 0, f"{did}; typed {message!r}", within=waits.REPLY + waits.EXIT)
 
 
 @pytest.mark.points(3)
 @pytest.mark.task(3)
 def test_prompts_then_confirms_what_it_sent(spawn, servers, rng):
     program, server, message, did = run_conversation(spawn, servers, rng, "127.0.0.1", "127.0.0.1")
-    program.expect_line(PROMPT, literal=True, did=did)
+    program.expect_line(PROMPT, literal=True, did=did, timeout=waits.READY)
     type_message(program, message)
     program.expect_line(f"[client] sent '{message}'", literal=True,
                         did=f"{did}; typed {message!r} at the prompt")
@@ -120,8 +128,8 @@ def test_sends_exactly_the_typed_line(spawn, servers, rng):
     did = (f"a server listens on 127.0.0.1 port {server.port}; ran: "
            f"{command('127.0.0.1', server.port)}; typed {message!r} (spaces included) and Enter")
     type_message(program, message)
-    expect_exit(program, 0, did)
-    server.wait_done(5)
+    expect_exit(program, 0, did, within=waits.CLIENT_RUN)     # its whole run
+    server.wait_done(waits.OWN)
     expected = message.encode()
     check(server.received == expected, did,
           f"the server receives exactly {expected!r}: the line without its newline, spaces kept",
@@ -136,7 +144,7 @@ def test_prints_the_reply_and_exits_0(spawn, servers, rng):
                                                      reply=(reply + "\n").encode())
     type_message(program, message)
     did = f"{did}; typed {message!r}; the server replied {reply + chr(10)!r}"
-    program.expect_line(f"[client] received '{reply}'", literal=True, did=did)
+    program.expect_line(f"[client] received '{reply}'", literal=True, did=did, timeout=FIRST_REPLY)
     expect_exit(program, 0, did)
 
 
@@ -148,7 +156,8 @@ def test_prints_a_reply_of_up_to_4096_bytes(spawn, servers, rng):
                                                      reply=(reply + "\n").encode())
     type_message(program, message)
     did = f"{did}; typed {message!r}; the server replied with 4095 characters and a newline"
-    printed = program.expect_line(re.compile(r"\[client\] received '(.*)'\s*$"), did=did).group(1)
+    printed = program.expect_line(re.compile(r"\[client\] received '(.*)'\s*$"), did=did,
+                                  timeout=FIRST_REPLY).group(1)
     check(printed == reply, did, "the whole reply, all 4095 characters, in the received line",
           f"the line held {len(printed)} characters" +
           ("" if reply.startswith(printed) else ", not the ones the server sent"),
@@ -164,7 +173,8 @@ def test_connects_over_ipv6(spawn, servers, rng):
     server = servers.start("::1", expect=len(message.encode()), reply=reply.encode())
     program = spawn("tcp_client.py", "::1", server.port, name="client")
     did = f"a server listens on ::1 (IPv6) port {server.port}; ran: {command('::1', server.port)}"
-    program.expect_line("[client] attempting connection to ::1 ...", literal=True, did=did)
+    program.expect_line("[client] attempting connection to ::1 ...", literal=True, did=did,
+                        timeout=waits.READY)
     program.expect_line("[client] connected to ::1", literal=True, did=did)
     type_message(program, message)
     program.expect_line(f"[client] received '{reply}'", literal=True,
@@ -178,10 +188,11 @@ def test_connects_over_ipv6(spawn, servers, rng):
 def test_connects_to_a_host_name(spawn, servers, rng):
     ip = localhost_ip()
     program, server, message, did = run_conversation(spawn, servers, rng, "localhost", ip)
-    program.expect_line(f"[client] attempting connection to {ip} ...", literal=True, did=did)
+    program.expect_line(f"[client] attempting connection to {ip} ...", literal=True, did=did,
+                        timeout=waits.READY)
     program.expect_line(f"[client] connected to {ip}", literal=True, did=did)
     type_message(program, message)
-    expect_exit(program, 0, f"{did}; typed {message!r}")
+    expect_exit(program, 0, f"{did}; typed {message!r}", within=waits.REPLY + waits.EXIT)
     received_the_message(server, message, did)
 
 
@@ -193,11 +204,12 @@ def test_falls_back_to_the_next_candidate(spawn, servers, rng, workdir):
                                                      refuse_on=("::1",))
     did = (f"the test's resolver made the name {MULTI} resolve to ::1 (where nothing listens: "
            f"refused), then 127.0.0.1 (a server on port {server.port}); ran: {command(MULTI, server.port)}")
-    program.expect_line("[client] attempting connection to ::1 ...", literal=True, did=did)
+    program.expect_line("[client] attempting connection to ::1 ...", literal=True, did=did,
+                        timeout=waits.READY)
     program.expect_line("[client] attempting connection to 127.0.0.1 ...", literal=True, did=did)
     program.expect_line("[client] connected to 127.0.0.1", literal=True, did=did)
     type_message(program, message)
-    expect_exit(program, 0, f"{did}; typed {message!r}")
+    expect_exit(program, 0, f"{did}; typed {message!r}", within=waits.REPLY + waits.EXIT)
     received_the_message(server, message, did)
 
 
@@ -208,7 +220,7 @@ def test_says_when_the_server_closes_without_replying(spawn, servers, rng):
                                                      reply=None)
     type_message(program, message)
     did = f"{did}; typed {message!r}; the server read it and closed the connection without a reply"
-    program.expect_line(CLOSED, literal=True, did=did)
+    program.expect_line(CLOSED, literal=True, did=did, timeout=FIRST_REPLY)
     expect_exit(program, 1, did)
     no_traceback(program, did)
 
@@ -220,7 +232,7 @@ def test_reports_failure_when_nothing_listens(spawn, servers, rng):
     port = servers.refusing_port("127.0.0.1")
     program = spawn("tcp_client.py", "127.0.0.1", port, name="client")
     did = f"ran: {command('127.0.0.1', port)}, a port where nothing listens"
-    expect_exit(program, 1, did)
+    expect_exit(program, 1, did, within=waits.REFUSAL)
     err = program.stderr()
     check(FAILED in err, did, f"the line {FAILED!r} on stderr", "stderr was:\n" + (err or "(empty)"))
     no_traceback(program, did)
@@ -236,7 +248,7 @@ def test_reports_failure_for_an_unknown_host(spawn, servers, rng, free_port, wor
     port = free_port()
     program = spawn("tcp_client.py", NOWHERE, port, name="client")
     did = f"ran: {command(NOWHERE, port)}, a host name that does not resolve (socket.gaierror)"
-    expect_exit(program, 1, did)
+    expect_exit(program, 1, did, within=waits.REFUSAL)
     err = program.stderr()
     check(FAILED in err, did, f"the line {FAILED!r} on stderr", "stderr was:\n" + (err or "(empty)"))
     no_traceback(program, did)
@@ -252,7 +264,7 @@ def test_rejects_bad_arguments_with_usage(spawn, servers, rng):
         args = [a.replace("{port}", str(servers.refusing_port("127.0.0.1"))) for a in bad]
         program = spawn("tcp_client.py", *args, name="client")
         did = f"ran: python -u tcp_client.py {' '.join(args)}".rstrip()
-        expect_exit(program, 1, did)
+        expect_exit(program, 1, did, within=waits.REFUSAL)
         err = program.stderr()
         check("usage" in err.lower(), did, "a message containing 'usage' on stderr",
               "stderr was:\n" + (err or "(empty)"))

@@ -24,6 +24,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from grader.harness import waits
 from grader.harness.failure import GradingFailure, check, fail
 from grader.harness.program import Program
 from grader.testkit import source_check, textgen
@@ -53,7 +54,7 @@ STATE = "uepoll-state.json"
 TRACE_FLAG = "uepoll-trace"
 WAITING = "uepoll-waiting"           # pid, wait() calls, inside epoll_wait() (see the shim)
 WAITING_FORMAT = "<qqq"
-SETTLE_SECONDS = 2.0
+SETTLE_SECONDS = waits.REPLY   # the server gets back to epoll_wait() after the test's last exchange
 RULE = ("at every wait(), the descriptors registered with epoll carry the data values "
         "0..n-1, each its own index in fds (the listening socket 0), and on removal the "
         "last entry moves into the freed slot with EPOLL_CTL_MOD")
@@ -145,10 +146,11 @@ class Shim:
                     got="the instrumented uepoll found it broken and stopped the server:\n"
                         + self.report())
 
-    def slots(self, program, users, did: str, timeout: float = 5.0) -> list[int]:
+    def slots(self, program, users, did: str, timeout: float = waits.REPLY) -> list[int]:
         """The server's fds list as descriptor numbers (index = epoll data),
         read from the shim's last wait() once it lists exactly the listening
-        socket and `users`."""
+        socket and `users` (the server's answer to the test's last action:
+        a reply)."""
         wanted = sorted(u.number for u in users)
         did += "; then looked at what the server registered with epoll"
         expected = (f"the server is back in wait() with the listening socket and the "
@@ -328,7 +330,7 @@ def leave_together(room, shim, program, victims, speaker, text, rng, step: str) 
     addresses = [v.client.sock.getsockname()[:2] for v in victims]
     program.send_signal(signal.SIGSTOP)
     try:
-        wait_until(lambda: process.status() == psutil.STATUS_STOPPED, 5,
+        wait_until(lambda: process.status() == psutil.STATUS_STOPPED, waits.OWN,
                    "stopped the server with SIGSTOP", "the server stops")
         speaker.client.send_line(text)
         for victim in victims:
@@ -337,7 +339,7 @@ def leave_together(room, shim, program, victims, speaker, text, rng, step: str) 
                 victim.client.reset()
             else:
                 victim.client.close()
-        wait_until(lambda: server_side_closed(program, addresses), 5,
+        wait_until(lambda: server_side_closed(program, addresses), waits.OWN,
                    did, "the server's kernel sees every departure")
     finally:
         program.send_signal(signal.SIGCONT)
@@ -505,10 +507,10 @@ def test_a_thousand_users_join_and_hear_a_broadcast(shim, start_server, transcri
     try:
         with shim.verdict(did):
             first = crowd.connect("first")
-            crowd.wait_until(lambda: first.line_count() >= 1, 5, did="the first user connected",
-                             expected="it is welcomed")
+            crowd.wait_until(lambda: first.line_count() >= 1, waits.REPLY,
+                             did="the first user connected", expected="it is welcomed")
             others = crowd.join(count - 1, ready=lambda m: m.line_count() >= 1, window=8,
-                                timeout=120, did=did)
+                                timeout=waits.CROWD, did=did)
             members = [first] + others
             numbers = {}
             for member in members:
@@ -521,7 +523,7 @@ def test_a_thousand_users_join_and_hear_a_broadcast(shim, start_server, transcri
                   f"{count - len(set(numbers.values()))} number(s) given twice")
             # The first user hears every later join, in the order the server
             # accepted them; every other user hears the joins after its own.
-            crowd.wait_until(lambda: first.line_count() >= count, 60, did=did,
+            crowd.wait_until(lambda: first.line_count() >= count, waits.CROWD, did=did,
                              expected=f"the first user hears all {count - 1} later joins",
                              got=lambda: f"it heard {first.line_count() - 1}")
             order = first.lines(1)
@@ -535,7 +537,7 @@ def test_a_thousand_users_join_and_hear_a_broadcast(shim, start_server, transcri
                 after[member.name] = position[mine] + 1
             crowd.wait_until(
                 lambda: all(m.line_count() >= 1 + len(order) - after[m.name] for m in others),
-                60, did=did, expected="every user hears the joins that came after its own")
+                waits.CROWD, did=did, expected="every user hears the joins that came after its own")
             speaker = rng.choice(members)
             text = textgen.message(rng)
             counts = {m.name: m.line_count() for m in members}
@@ -543,7 +545,7 @@ def test_a_thousand_users_join_and_hear_a_broadcast(shim, start_server, transcri
             listeners = [m for m in members if m is not speaker]
             said_did = f"{did}; then {speaker.name} (user {numbers[speaker.name]}) sent {text!r}"
             crowd.wait_until(lambda: all(m.line_count() > counts[m.name] for m in listeners),
-                             60, did=said_did, expected=f"all {count - 1} other users receive it",
+                             waits.CROWD, did=said_did, expected=f"all {count - 1} other users receive it",
                              got=lambda: f"{sum(m.line_count() == counts[m.name] for m in listeners)}"
                                          " users did not")
             line = said(numbers[speaker.name], text)

@@ -8,6 +8,7 @@ import re
 import psutil
 import pytest
 
+from grader.harness import gates, waits
 from grader.harness.failure import check, fail
 from grader.harness.orphans import OrphanWatch
 from grader.testkit import textgen
@@ -15,13 +16,20 @@ from grader.testkit.suites.server_rules import TRACEBACK, expect_usage_error
 
 SCRIPT = "pair.py"
 FORKED = re.compile(r"parent (\d+) forked child (\d+)\s*$")
+# pair.py's first line, the same check every time: a gate (grader.harness.gates).
+FORK_GATE = gates.Gate("ready:pair.py", "`python pair.py` announces its fork")
+
+
+def forked(program, did: str = f"ran: python -u {SCRIPT}") -> re.Match:
+    """pair.py's first line, its ready line (FORK_GATE)."""
+    with gates.guard(FORK_GATE):
+        return program.expect_line(FORKED, timeout=waits.READY, did=did)
 
 
 def start_pair(spawn):
     """Start pair.py; return (program, child pid) once it announced the fork."""
     program = spawn(SCRIPT, name="pair")
-    match = program.expect_line(FORKED, did=f"ran: python -u {SCRIPT}")
-    return program, int(match.group(2))
+    return program, int(forked(program).group(2))
 
 
 def ascii_line(rng) -> str:
@@ -66,9 +74,9 @@ def end_input(program, child: int, did: str) -> None:
     """Send end of input; expect the reap line and a clean exit 0."""
     program.send_eof()
     program.expect_line(f"child {child} exited with status 0", literal=True, did=did)
-    status = program.wait_exit(5)
+    status = program.wait_exit(waits.EXIT)
     check(status is not None, did, "pair.py exits after reporting its child's exit",
-          "it was still running 5 s later")
+          f"it was still running {waits.EXIT:g} s later")
     check(status.code == 0, did, "exit status 0", status.describe())
     err = program.stderr()
     check(TRACEBACK not in err, did, "no traceback", "stderr holds a traceback (shown below)")
@@ -93,7 +101,7 @@ def unix_sockets(process: psutil.Process) -> int:
 def test_fork_line_names_the_parent_and_a_real_child(spawn):
     program = spawn(SCRIPT, name="pair")
     did = f"ran: python -u {SCRIPT}"
-    match = program.expect_line(FORKED, did=did)
+    match = forked(program, did)
     parent, child = int(match.group(1)), int(match.group(2))
     own = program.inner_pid()   # pids as pair.py sees them (its own pid namespace when graded)
     check(parent == own, did, f"PARENTPID is pair.py's own pid, {own}", f"it printed {parent}")
@@ -187,8 +195,10 @@ def test_leaves_no_zombie_and_no_orphan(spawn, rng):
             exchange(program, child, ascii_line(rng))
         program.send_eof()
         did = "typed a few lines, sent end of input (Ctrl-D), and waited for pair.py to exit"
-        status = program.wait_exit(5)
-        check(status is not None, did, "pair.py exits", "it was still running 5 s later")
+        # Its child sees end of file and exits, it reports that (a reply), then exits.
+        status = program.wait_exit(waits.EOF + waits.EXIT)
+        check(status is not None, did, "pair.py exits",
+              f"it was still running {waits.EOF + waits.EXIT:g} s later")
         strays = watch.strays()
         if strays:
             raise fail(did=did + "; then looked in /proc for the processes it left behind",

@@ -17,16 +17,25 @@ import time
 import psutil
 import pytest
 
+from grader.harness import gates, waits
 from grader.harness.failure import GradingFailure, check, fail
 from grader.harness.program import start_peer
 from grader.testkit import textgen
 from grader.testkit.line_client import echo_exchange
 from grader.testkit.suites.server_rules import (TRACEBACK, ServerSpec, expect_bad_arguments_refused,
                                                 expect_clean_exit, measure_cpu, require_working, start)
+from grader.testkit.unix_sockets import ready_on_a_fresh_path
 from grader.testkit.unix_sockets import socket_dir, unix_connect  # noqa: F401 (fixtures)
 
 SCRIPT = "unix_echo_server.py"
 CONNECTED = re.compile(r"connection from pid (\d+) uid (\d+)\s*$")
+# Gates (grader.harness.gates): a server started on a fresh path prints its
+# ready line; its first client is announced with a connection line (the
+# same check whoever connects: the line's form, not its numbers).
+READY_GATE = ready_on_a_fresh_path(SCRIPT)
+CONNECTION_GATE = gates.Gate(f"connection-line:{SCRIPT} PATH",
+                             f"the first client of a freshly started `python {SCRIPT} PATH` is "
+                             "announced with 'connection from pid N uid M'")
 
 
 def ready(path: str) -> str:
@@ -54,15 +63,24 @@ def server_spec(sock_path) -> ServerSpec:
                       bad_args=[[], [sock_path, "extra"]])
 
 
+def start_fresh(start_server, server_spec):
+    """Start the server on the spec's fresh path; (program, unused port)."""
+    with gates.guard(READY_GATE):
+        return start(start_server, server_spec)
+
+
 @pytest.fixture
 def server(start_server, server_spec, sock_path):
-    program, _port = start(start_server, server_spec)
+    program, _port = start_fresh(start_server, server_spec)
     return program, sock_path
 
 
-def accepted(program, did: str) -> tuple[int, int]:
-    """Wait for the server's next connection line; return (pid, uid)."""
-    match = program.expect_line(CONNECTED, did=did)
+def accepted(program, did: str, first: bool = False) -> tuple[int, int]:
+    """Wait for the server's next connection line; return (pid, uid). The
+    line for the `first` client of the server is a gate (CONNECTION_GATE);
+    any later one fails at once once that gate closed."""
+    with gates.guard(CONNECTION_GATE, closes=first):
+        match = program.expect_line(CONNECTED, did=did)
     return int(match.group(1)), int(match.group(2))
 
 
@@ -92,14 +110,14 @@ def describe(path: str) -> str:
 def expect_refusal(program, path: str, did: str, intact) -> None:
     """The server must refuse PATH: `intact()` first (the file matters most),
     then exit status 1, a message, no traceback, no ready line."""
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + waits.REFUSAL
     while program.poll_exit() is None and not program.has_line(ready(path)) \
             and time.monotonic() < deadline:
         time.sleep(0.01)        # until it exits or says it listens, whichever comes first
     intact()
-    status = program.wait_exit(0.5)
+    status = program.wait_exit(waits.FINISHING)
     check(status is not None, did, "the server refuses to start: exit status 1",
-          "it was still running after 5 s")
+          f"it was still running after {waits.REFUSAL:g} s")
     check(status.code == 1, did, "exit status 1", status.describe())
     err = program.stderr()
     check(err.strip() != "", did, "a message on stderr saying why", "stderr was empty")
@@ -112,7 +130,8 @@ def expect_refusal(program, path: str, did: str, intact) -> None:
 
 @pytest.mark.points(3)
 def test_rejects_bad_arguments_with_usage(server_spec, spawn, start_server, free_port):
-    require_working(start_server, server_spec)
+    with gates.guard(READY_GATE):
+        require_working(start_server, server_spec)
     expect_bad_arguments_refused(spawn, SCRIPT, server_spec.bad_args, free_port)
 
 
@@ -121,7 +140,7 @@ def test_idle_server_sleeps_in_the_kernel_after_clients_left(server, unix_connec
     program, path = server
     for name in ("alice", "bob"):
         client = unix_connect(path, name=name)
-        accepted(program, did=f"{name} connected")
+        accepted(program, did=f"{name} connected", first=name == "alice")
         data = (textgen.message(rng) + "\n").encode()
         client.send_raw(data)
         check_echo(client, data, f"{name} sent {data!r}")
@@ -145,7 +164,7 @@ def test_removes_a_stale_socket_file(spawn, sock_path, unix_connect, rng):
            f"leaves it), then ran: {command(sock_path)}")
     program = spawn(SCRIPT, sock_path, name="server")
     try:
-        program.expect_line(ready(sock_path), did=did)
+        program.expect_line(ready(sock_path), did=did, timeout=waits.READY)
     except GradingFailure as failure:
         failure.hint = ("a socket file stays behind when its server dies, and bind() fails with "
                         "'Address already in use' while it is there: check that it is a socket "
@@ -161,7 +180,8 @@ def test_removes_a_stale_socket_file(spawn, sock_path, unix_connect, rng):
 @pytest.mark.task(4)
 def test_refuses_a_regular_file_and_leaves_it_intact(start_server, server_spec, spawn,
                                                      socket_dir, rng):
-    require_working(start_server, server_spec)
+    with gates.guard(READY_GATE):
+        require_working(start_server, server_spec)
     path = str(socket_dir / socket_name(rng))
     content = rng.randbytes(rng.randint(1, 4096))
     with open(path, "wb") as f:
@@ -198,7 +218,8 @@ def test_refuses_a_regular_file_and_leaves_it_intact(start_server, server_spec, 
 @pytest.mark.points(2)
 @pytest.mark.task(4)
 def test_refuses_a_directory(start_server, server_spec, spawn, socket_dir, rng):
-    require_working(start_server, server_spec)
+    with gates.guard(READY_GATE):
+        require_working(start_server, server_spec)
     path = str(socket_dir / socket_name(rng))
     os.mkdir(path)
     inside = os.path.join(path, "keep.txt")
@@ -257,7 +278,7 @@ def test_peer_credentials_name_the_connecting_process(server):
             peer = int(words[1])
             did = f"{name}, a separate process (pid {peer}, uid {uid}), connected"
             program.transcript.note(name, f"process {peer} connected")
-            pid, seen_uid = accepted(program, did=did)
+            pid, seen_uid = accepted(program, did=did, first=name == "alice")
             check((pid, seen_uid) == (peer, uid), did, f"connection from pid {peer} uid {uid}",
                   f"connection from pid {pid} uid {seen_uid}",
                   hint="ask the kernel who connected: getsockopt(SOL_SOCKET, SO_PEERCRED, ...) "
@@ -266,7 +287,7 @@ def test_peer_credentials_name_the_connecting_process(server):
         finally:
             helper.stdin.close()
             try:
-                helper.wait(5)
+                helper.wait(waits.OWN)    # it leaves once its stdin is closed
             except subprocess.TimeoutExpired:
                 helper.kill()
                 helper.wait()
@@ -282,7 +303,7 @@ def test_serves_several_clients_at_once(server, unix_connect, rng):
     clients = []
     for i in range(count):
         clients.append(unix_connect(path, name=textgen.name(rng) + f"_{i}"))
-        accepted(program, did=f"{clients[-1].name} connected" + (
+        accepted(program, first=i == 0, did=f"{clients[-1].name} connected" + (
             f", while {clients[0].name} (connected first) had not sent anything yet: the server "
             "must accept new clients while others are connected" if i else ""))
     first, rest = clients[0], clients[1:]
@@ -328,12 +349,12 @@ def test_echoes_every_byte_exactly(server, unix_connect, rng):
 def test_survives_a_client_that_leaves_without_reading(server, unix_connect, rng):
     program, path = server
     quitter = unix_connect(path, name="quitter")
-    accepted(program, did="quitter connected")
+    accepted(program, did="quitter connected", first=True)
     other = unix_connect(path, name="other")
     accepted(program, did="other connected")
     process = psutil.Process(program.pid)
     program.send_signal(signal.SIGSTOP)
-    wait_until(lambda: process.status() == psutil.STATUS_STOPPED, 5,
+    wait_until(lambda: process.status() == psutil.STATUS_STOPPED, waits.OWN,
                "stopped the server with SIGSTOP", "the server stops")
     quitter.send_raw(rng.randbytes(20_000))
     quitter.close()
@@ -352,11 +373,11 @@ def test_survives_a_client_that_leaves_without_reading(server, unix_connect, rng
 
 def signal_test(program, path, unix_connect, sig: int) -> None:
     unix_connect(path, name="client")
-    accepted(program, did="a client connected")
+    accepted(program, did="a client connected", first=True)
     program.send_signal(sig)
     name = signal.Signals(sig).name
     did = f"started the server at {path}, connected a client, sent {name}"
-    status = program.wait_exit(2.0)
+    status = program.wait_exit(waits.EXIT)
     if status is not None and status.signal == sig:
         raise fail(did=did, expected="the server removes its socket file and exits with status 0",
                    got=f"it was killed by {name}: the signal's default action ended it before "
@@ -364,7 +385,7 @@ def signal_test(program, path, unix_connect, sig: int) -> None:
                    hint=f"install a handler with signal.signal({name}, ...) that leads the program "
                         "out through the code that removes the file (e.g. raise SystemExit(0) "
                         "inside a try/finally)")
-    expect_clean_exit(program, 0.1, did)   # exit status 0 (the contract asks for 0), no traceback
+    expect_clean_exit(program, waits.FINISHING, did)   # exit status 0 (the contract asks for 0), no traceback
     check(not os.path.lexists(path), did, "the socket file at PATH is removed",
           f"it is still there ({describe(path)})",
           hint=f"handle {name} (signal.signal) so that the program leaves through code that "

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from grader.harness import waits
 from grader.harness.failure import GradingFailure, check, fail
 from grader.testkit import textgen
 from grader.testkit.suites.server_rules import TRACEBACK, expect_bad_arguments_refused
@@ -25,7 +26,15 @@ PROMPT = "what to send to the server?"
 GAVE_UP = "[client] no reply after 3 attempts"
 WAIT = 1.0              # the contract's wait per send
 EARLY = 0.8             # a resend sooner than this did not wait for its second
+GIVE_UP = 4.5           # the latest a client may give up, after its first send ("about 3 s")
 LINUX = sys.platform.startswith("linux")
+# How long the test waits for what the client does (grader.harness.waits):
+# the line typed before it starts is waiting for it, so its first send
+# comes within its start-up, and the server's answer a reply later.
+FIRST_SEND = waits.READY
+FIRST_REPLY = waits.READY + waits.REPLY
+# A client that gives up: start-up, the latest it may give up, its exit.
+GAVE_UP_WITHIN = waits.READY + GIVE_UP + waits.EXIT
 
 
 # -- helpers ------------------------------------------------------------------
@@ -36,7 +45,7 @@ def received_line(reply: str) -> re.Pattern:
     return re.compile(r".*\[client\] received '" + re.escape(reply) + r"'\s*$")
 
 
-def expect_received(program, reply: str, did: str, timeout: float = 5.0,
+def expect_received(program, reply: str, did: str, timeout: float = FIRST_REPLY,
                     bogus: str | None = None) -> None:
     """The client prints `[client] received 'REPLY'`; said plainly on failure."""
     try:
@@ -74,7 +83,8 @@ def require_client_works(spawn, udp, rng) -> None:
     program.stop()
 
 
-def expect_exit(program, code: int, did: str, within: float = 5.0) -> None:
+def expect_exit(program, code: int, did: str, within: float = waits.EXIT) -> None:
+    """By default, right after the output the test waited for last."""
     status = program.wait_exit(within)
     check(status is not None, did, f"the client exits with status {code}",
           f"it was still running after {within:g} s")
@@ -87,7 +97,7 @@ def expect_gave_up(program, did: str, within: float) -> None:
     """The client printed the give-up line (stdout, or stderr: both are
     accepted) and exited with status 1, within `within` seconds."""
     expect_exit(program, 1, did, within)
-    program.wait_for_eof(2)
+    program.wait_for_eof(waits.EXIT)    # its last output, read after its exit
     said = program.has_line(r".*" + re.escape(GAVE_UP) + r"\s*$") or GAVE_UP in program.stderr()
     check(said, did, f"the client prints {GAVE_UP!r}", "it exited without that line")
 
@@ -110,7 +120,7 @@ def test_client_prompts_on_its_own_line(spawn, udp, rng):
     fake = udp.fake_server(answer=answer)
     program = run_client(spawn, fake.port, textgen.message(rng))
     expect_received(program, reply, "ran the client against a server that answers at once")
-    program.wait_for_eof(5)
+    program.wait_for_eof(waits.EXIT)    # the client exits: its output ends
     check(any(line.rstrip() == PROMPT for line in program.lines),
           "ran the client and read its output",
           f"the prompt {PROMPT!r} on a line of its own (print it, do not pass it to input())",
@@ -125,13 +135,13 @@ def test_client_sends_the_line_as_one_datagram(spawn, udp, rng):
     message = textgen.message(rng)
     program = run_client(spawn, fake.port, message)
     did = f"typed the line {message!r} into the client"
-    check(fake.wait_for(1, timeout=10, unless=exited(program)), did,
+    check(fake.wait_for(1, timeout=FIRST_SEND, unless=exited(program)), did,
           "the server receives a datagram", "no datagram arrived")
     first = fake.received[0]
     check(same_message(first.data, message), did,
           f"one datagram holding the line: {message.encode()!r}", f"{first.data!r}")
-    program.wait_exit(5)
-    extra = fake.wait_for(2, timeout=0.3)  # a window: anything more already in flight
+    program.wait_exit(waits.REPLY + waits.EXIT)   # it reads the answer, prints it, exits
+    extra = fake.wait_for(2, timeout=waits.SILENCE)  # a window: anything more already in flight
     check(not extra, did + "; the server answered it at once",
           "no other datagram (the answer came, so there is nothing to send again)",
           f"the server got {fake.count} datagrams: {[d.data for d in fake.received]}")
@@ -156,7 +166,7 @@ def test_client_retries_after_a_lost_datagram(spawn, udp, rng):
     message = textgen.message(rng)
     program = run_client(spawn, fake.port, message)
     did = "ran the client against a server that drops the first datagram and answers the next"
-    expect_received(program, reply, did, timeout=10)
+    expect_received(program, reply, did, timeout=FIRST_REPLY + GIVE_UP / 3)  # one more attempt
     expect_exit(program, 0, did)
     got = fake.received
     check(len(got) == 2, did, "exactly two sends: the lost one and the one answered",
@@ -172,7 +182,7 @@ def test_client_succeeds_on_the_third_attempt(spawn, udp, rng):
     fake = udp.fake_server(drop_first=2, answer=answer)
     program = run_client(spawn, fake.port, textgen.message(rng))
     did = "ran the client against a server that drops the first two datagrams and answers the third"
-    expect_received(program, reply, did, timeout=10)
+    expect_received(program, reply, did, timeout=FIRST_REPLY + 2 * GIVE_UP / 3)  # two more
     expect_exit(program, 0, did)
     check(fake.count == 3, did, "exactly three sends", f"{fake.count} datagram(s) arrived")
 
@@ -184,8 +194,8 @@ def test_client_gives_up_after_three_attempts(spawn, udp, rng):
     message = textgen.message(rng)
     program = run_client(spawn, fake.port, message)
     did = "ran the client against a server that never answers"
-    expect_gave_up(program, did, within=15)
-    quiet = not fake.wait_for(4, timeout=0.3)  # a window: a fourth one already in flight
+    expect_gave_up(program, did, within=GAVE_UP_WITHIN)
+    quiet = not fake.wait_for(4, timeout=waits.SILENCE)  # a window: a fourth one already in flight
     got = fake.received
     check(quiet and len(got) == 3, did, "exactly three datagrams, then the client gives up",
           f"{len(got)} datagram(s) arrived")
@@ -199,12 +209,13 @@ def test_client_waits_about_a_second_per_attempt(spawn, udp, rng):
     fake = udp.fake_server(answer=None)
     program = run_client(spawn, fake.port, textgen.message(rng))
     did = "ran the client against a server that never answers, and timed its sends"
-    check(fake.wait_for(3, timeout=15, unless=exited(program)), did, "three sends",
-          f"{fake.count} datagram(s) arrived")
-    status = program.wait_exit(10)
+    check(fake.wait_for(3, timeout=FIRST_SEND + GIVE_UP, unless=exited(program)), did,
+          "three sends", f"{fake.count} datagram(s) arrived")
+    # Past GIVE_UP after its first send, it fails below whenever it exits.
+    status = program.wait_exit(GIVE_UP + waits.EXIT)
     ended = time.monotonic()
     check(status is not None, did, "the client gives up after its third wait",
-          "it was still running 10 s after its third send")
+          f"it was still running {GIVE_UP + waits.EXIT:g} s after its third send")
     times = [d.at for d in fake.received[:3]] + [ended]
     gaps = [b - a for a, b in zip(times, times[1:])]
     shown = (f"sends at 0.00 s, {times[1] - times[0]:.2f} s, {times[2] - times[0]:.2f} s; "
@@ -212,8 +223,9 @@ def test_client_waits_about_a_second_per_attempt(spawn, udp, rng):
     check(min(gaps) >= EARLY, did,
           f"about {WAIT:g} s of waiting after each send (at least {EARLY:g} s) before the "
           "next send, and before giving up", shown)
-    check(ended - times[0] <= 4.5, did,
-          f"the client gives up about {3 * WAIT:g} s after its first send (at most 4.5 s)", shown)
+    check(ended - times[0] <= GIVE_UP, did,
+          f"the client gives up about {3 * WAIT:g} s after its first send (at most {GIVE_UP:g} s)",
+          shown)
 
 
 @pytest.mark.points(2)
@@ -222,7 +234,7 @@ def test_client_gives_up_when_nothing_listens(spawn, free_port, rng):
     port = free_port()
     program = run_client(spawn, port, textgen.message(rng))
     expect_gave_up(program, f"ran the client against port {port}, where nothing listens "
-                   "(the system may answer 'port unreachable')", within=15)
+                   "(the system may answer 'port unreachable')", within=GAVE_UP_WITHIN)
 
 
 @pytest.mark.points(5)
@@ -239,10 +251,10 @@ def test_client_ignores_a_datagram_from_another_port(spawn, udp, rng):
            f"{reply!r}")
     expect_received(program, reply, did, bogus=bogus)
     expect_exit(program, 0, did)
-    program.wait_for_eof(2)
+    program.wait_for_eof(waits.EXIT)    # its last output, read after its exit
     check(not program.has_line(r".*received '" + re.escape(bogus)), did,
           "the client ignores the stranger's datagram", "it printed the stranger's datagram")
-    check(not fake.wait_for(2, timeout=0.3), did,
+    check(not fake.wait_for(2, timeout=waits.SILENCE), did,
           "one send only: the stranger's datagram is not an answer, and the server's answer "
           "came at once", f"the server got {fake.count} datagrams",
           hint="on a datagram from elsewhere, keep waiting for what is left of the second")
@@ -265,7 +277,7 @@ def test_client_ignores_a_datagram_from_another_address(spawn, udp, rng):
            f"127.0.0.1:{fake.port} answered {reply!r}")
     expect_received(program, reply, did, bogus=bogus)
     expect_exit(program, 0, did)
-    program.wait_for_eof(2)
+    program.wait_for_eof(waits.EXIT)    # its last output, read after its exit
     check(not program.has_line(r".*received '" + re.escape(bogus)), did,
           "the client ignores the stranger's datagram (compare the IP and the port)",
           "it printed the stranger's datagram")

@@ -12,9 +12,11 @@ from __future__ import annotations
 import re
 import signal
 import sys
+from types import SimpleNamespace
 
 import pytest
 
+from grader.harness import gates, waits
 from grader.harness.failure import check, fail
 from grader.testkit import textgen
 from grader.testkit.suites.server_rules import (ServerSpec, expect_bad_arguments_refused,
@@ -29,6 +31,7 @@ SERVER = ServerSpec(
     bad_args=[[], ["{port}", "extra"], ["http"], ["0"], ["65536"], ["-5"], ["80.5"]],
 )
 LINUX = sys.platform.startswith("linux")
+PROBE = b"are you there?"   # the first datagram a freshly started server gets, in some tests
 
 
 # -- fixtures and helpers ------------------------------------------------------
@@ -43,21 +46,30 @@ def server(start_server, udp):
 def expect_echo(client, port: int, data: bytes, did: str, host: str = "127.0.0.1"):
     """Send `data` to the server and require the same bytes back as one datagram."""
     client.send_to(data, (host, port))
-    got = client.receive(timeout=5)
+    got = client.receive(timeout=waits.REPLY)
     if got is None:
         raise fail(did=did, expected=f"{client.name} gets its {len(data)} bytes back as one datagram",
-                   got="nothing came back within 5 s")
+                   got=f"nothing came back within {waits.REPLY:g} s")
     check(got.data == data, did, f"the same {len(data)} bytes back: {data[:80]!r}",
           f"{len(got.data)} bytes: {got.data[:80]!r}")
     return got
+
+
+def probe_echo(client, port: int, did: str) -> None:
+    """The first datagram a server started by the test gets: PROBE, which
+    must come back. The same exchange every time, so it is a gate
+    (grader.harness.gates) for that server's command line."""
+    first = SimpleNamespace(port=port, ordinal=1)   # the server's first peer
+    with gates.first_answer(first, "echo", "gets its datagram echoed"):
+        expect_echo(client, port, PROBE, did)
 
 
 def require_echo(start_server, udp) -> None:
     """Error handling earns points only from a server that also echoes."""
     program, port = start_server(SERVER.script, SERVER.args, SERVER.ready)
     probe = udp.socket("probe")
-    expect_echo(probe, port, b"are you there?", "first checked that the server works: "
-                "started it and sent it a datagram")
+    probe_echo(probe, port, "first checked that the server works: started it and sent it a "
+               "datagram")
     program.stop()
 
 
@@ -86,8 +98,8 @@ def test_keeps_datagram_boundaries(server, udp, rng):
             (textgen.line_of_bytes(rng, rng.randint(300, 1200)) + "\n").encode()]
     for data in sent:
         client.send_to(data, ("127.0.0.1", port))
-    back = client.receive_many(3, timeout=5)
-    back += client.collect_for(0.3)  # anything beyond the three
+    back = client.receive_many(3, timeout=waits.REPLY)
+    back += client.collect_for(waits.SILENCE)  # anything beyond the three
     did = ("sent three datagrams back to back, without waiting: "
            + ", ".join(f"{len(d)} bytes" for d in sent))
     shown = [f"{len(d.data)} bytes: {d.data[:50]!r}" for d in back] or ["nothing"]
@@ -113,7 +125,7 @@ def test_replies_to_each_sender_with_two_clients_at_once(server, udp, rng):
     did = (f"alice (port {alice.port}) and bob (port {bob.port}) each sent {rounds} datagrams, "
            "taking turns")
     for client in (alice, bob):
-        back = [d.data for d in client.receive_many(rounds, timeout=5)]
+        back = [d.data for d in client.receive_many(rounds, timeout=waits.REPLY)]
         check(sorted(back) == sorted(sent[client]), did,
               f"{client.name} gets back exactly its own {rounds} datagrams",
               f"{client.name} got {len(back)}: {back}",
@@ -149,9 +161,10 @@ def test_echoes_a_large_datagram_whole(server, udp, rng):
     client = udp.socket("client")
     data = rng.randbytes(rng.randint(5000, 9000))
     client.send_to(data, ("127.0.0.1", port))
-    got = client.receive(timeout=5)
+    got = client.receive(timeout=waits.REPLY)
     did = f"sent one datagram of {len(data)} random bytes"
-    check(got is not None, did, "the same datagram back", "nothing came back within 5 s")
+    check(got is not None, did, "the same datagram back",
+          f"nothing came back within {waits.REPLY:g} s")
     check(got.data == data, did, f"all {len(data)} bytes back in one datagram",
           f"a datagram of {len(got.data)} bytes" + ("" if data.startswith(got.data) else
                                                      ", and they differ"),
@@ -192,7 +205,7 @@ def test_server_sets_so_reuseaddr(spawn, udp, free_port):
     try:
         program = spawn(SERVER.script, port, name="server")
         program.expect_line(
-            re.compile(SERVER.ready(port)),
+            re.compile(SERVER.ready(port)), timeout=waits.READY,
             did=f"bound a UDP socket with SO_REUSEADDR to port {port} (Linux lets the port be "
                 "shared only when every socket on it sets SO_REUSEADDR), then ran: "
                 f"{SERVER.command(port)}")
@@ -218,9 +231,9 @@ def test_server_listens_on_all_interfaces(server, udp, rng):
 @pytest.mark.task(2)
 def test_server_exits_on_sigterm(server, udp):
     program, port = server
-    expect_echo(udp.socket("client"), port, b"ping", "sent the server a datagram")
+    probe_echo(udp.socket("client"), port, "sent the server a datagram")
     program.send_signal(signal.SIGTERM)
-    expect_clean_exit(program, 2.0, "started the server, had one datagram echoed, sent SIGTERM",
+    expect_clean_exit(program, waits.EXIT, "started the server, had one datagram echoed, sent SIGTERM",
                       allowed_signals=(signal.SIGTERM,))
 
 
@@ -228,9 +241,9 @@ def test_server_exits_on_sigterm(server, udp):
 @pytest.mark.task(2)
 def test_server_exits_on_sigint_without_traceback(server, udp):
     program, port = server
-    expect_echo(udp.socket("client"), port, b"ping", "sent the server a datagram")
+    probe_echo(udp.socket("client"), port, "sent the server a datagram")
     program.send_signal(signal.SIGINT)
-    expect_clean_exit(program, 2.0, "started the server, had one datagram echoed, sent SIGINT "
+    expect_clean_exit(program, waits.EXIT, "started the server, had one datagram echoed, sent SIGINT "
                       "(Ctrl-C)", allowed_signals=(signal.SIGINT,))
 
 

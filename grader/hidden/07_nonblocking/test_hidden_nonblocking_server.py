@@ -12,7 +12,7 @@ import time
 import psutil
 import pytest
 
-from grader.harness import cpu
+from grader.harness import cpu, waits
 from grader.harness.failure import check, fail
 from grader.testkit import source_check, textgen
 from grader.testkit.line_client import LineClient, send_while_reading
@@ -56,7 +56,7 @@ NONBLOCKING_NAMES = ("setblocking", "settimeout", "setdefaulttimeout", "set_bloc
 # nothing (its send buffer grows to ~4 MB). So push until the server stops
 # taking data, up to 16 MiB: then a server that waits for that client is stuck.
 PUSH_LIMIT = 16 << 20
-STALL = 0.5            # seconds without room to send: the server has stopped taking data
+STALL = waits.STALL    # seconds without room to send: the server has stopped taking data
 
 
 
@@ -71,7 +71,7 @@ def open_client(transcript):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        sock.settimeout(5)
+        sock.settimeout(waits.OWN)     # the kernel completes the connection
         sock.connect(("127.0.0.1", port))
         client = LineClient(port, transcript, name=name, sock=sock)
         clients.append(client)
@@ -95,7 +95,7 @@ class TestPlainImports(PlainImportTests):
 
 # -- helpers ----------------------------------------------------------------
 
-def echo_round(client, data: bytes, did: str, timeout: float = 5.0) -> None:
+def echo_round(client, data: bytes, did: str, timeout: float = waits.REPLY) -> None:
     client.send_raw(data)
     back = client.read_bytes(len(data), timeout=timeout)
     check(back == data, did, f"the same {len(data)} bytes back within {timeout:g} s",
@@ -123,7 +123,7 @@ def push_without_reading(client, data: bytes) -> int:
 
 
 def finish_exchange(client, data: bytes, sent: int, chunk: int = 1 << 16, pause: float = 0.0,
-                    quiet: float = 5.0, timeout: float = 60.0) -> bytes:
+                    quiet: float = waits.REPLY, timeout: float = waits.BULK) -> bytes:
     """Send the rest of `data` (from offset `sent`) while reading the echo
     (`chunk` bytes per recv(), `pause` seconds after each: a slow reader);
     returns everything that came back: all of it, or less if the server
@@ -211,7 +211,7 @@ def test_fifty_clients_connect_at_once(server, connect, rng):
     for client in clients:
         client.send_raw(texts[client.name])
     for client in clients:
-        back = client.read_bytes(len(texts[client.name]), timeout=5)
+        back = client.read_bytes(len(texts[client.name]), timeout=waits.REPLY)
         check(back == texts[client.name],
               f"{len(clients)} clients connected, then each sent one line at about the same time",
               f"{client.name} gets its own line back: {texts[client.name]!r}", f"{back!r}")
@@ -228,10 +228,10 @@ def test_silent_client_does_not_stall_others(server, connect, rng):
     quiet.send_raw(b"half a li")  # no newline, and then nothing more
     for i in range(3):
         data = f"{i} {textgen.message(rng)}\n".encode()
-        echo_round(talker, data, timeout=2,
+        echo_round(talker, data,
                    did=f"'quiet' connected first and sent nothing (then a few bytes); "
                        f"'talker' sent {data!r}")
-    back = quiet.read_bytes(9, timeout=2)
+    back = quiet.read_bytes(9, timeout=waits.REPLY)
     check(back == b"half a li", "quiet sent 9 bytes without a newline",
           "they are echoed too (an echo server needs no line ending)", f"{back!r}")
 
@@ -280,7 +280,7 @@ def test_client_that_stops_reading_does_not_stall_others(server, connect, rng):
            f"no more, or {PUSH_LIMIT >> 20} MiB); meanwhile 'other'")
     for i in range(3):
         line = f"{i} {textgen.message(rng)}\n".encode()
-        echo_round(other, line, timeout=2, did=f"{did} sent {line!r}")
+        echo_round(other, line, did=f"{did} sent {line!r}")
     back = finish_exchange(greedy, data, sent)
     if back != data:
         raise fail(did=f"{did} was served; then 'greedy' read its echo (sending the rest)",
@@ -358,7 +358,7 @@ def test_idle_clients_do_not_make_it_spin(server, connect, rng):
     clients = [connect(port, name=f"client{i}") for i in range(rng.randint(3, 6))]
     for client in clients:
         echo_round(client, f"{client.name} {textgen.message(rng)}\n".encode(), did="said hello")
-    usage = cpu.measure(program)
+    usage = cpu.measure(program, waits.IDLE_WINDOW)
     check(usage.demand < IDLE_LIMIT, f"{len(clients)} clients connected, each echoed one line, "
           "then all stayed connected and silent for one second",
           f"the server sleeps between passes: under {IDLE_LIMIT:.0%} of one core (time running "
@@ -378,8 +378,8 @@ def test_sleeps_after_clients_leave(server, connect, rng):
     clients[1].reset()
     clients[2].shutdown_write()
     # Give the server a moment to notice (a condition, not a fixed pause).
-    gone = wait_until(lambda: not _server_connections(program), 2)
-    usage = cpu.measure(program)
+    gone = wait_until(lambda: not _server_connections(program), waits.REPLY)
+    usage = cpu.measure(program, waits.IDLE_WINDOW)
     check(usage.demand < IDLE_LIMIT, "three clients talked, then one closed, one reset and one "
           "half-closed its connection; then one quiet second",
           f"the server sleeps between passes: under {IDLE_LIMIT:.0%} of one core (time running "

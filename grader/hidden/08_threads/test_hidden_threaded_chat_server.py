@@ -14,6 +14,7 @@ import time
 import psutil
 import pytest
 
+from grader.harness import waits
 from grader.harness.failure import check, fail
 from grader.testkit import source_check, textgen
 from grader.testkit.chat_room import WELCOME, ChatRoom, joined, left
@@ -88,12 +89,15 @@ def wait_for(condition, timeout: float) -> bool:
     return True
 
 
-def read_lines(client, count: int, did: str, timeout: float = 10.0) -> list[str]:
-    """`count` lines from `client`, or a failure saying how many came."""
+def read_lines(client, count: int, did: str, quiet: float = waits.REPLY,
+               timeout: float = waits.CROWD) -> list[str]:
+    """`count` lines from `client`, or a failure saying how many came: each
+    line is a reply (at most `quiet` after the one before), and all of
+    them come within `timeout`."""
     lines = []
     deadline = time.monotonic() + timeout
     while len(lines) < count:
-        line = client.read_line(timeout=max(0.0, deadline - time.monotonic()))
+        line = client.read_line(timeout=max(0.0, min(quiet, deadline - time.monotonic())))
         if line is None:
             raise fail(did=did, expected=f"{client.name} receives {count} lines",
                        got=f"it received {len(lines)}, then " +
@@ -150,7 +154,7 @@ def test_one_thread_per_client(submitted, start_server, connect, rng):
     guests = [room.join(textgen.name(rng)) for _ in range(rng.randint(4, 8))]
     room.say(guests[-1], textgen.message(rng))
     wanted = alone + 1 + len(guests)
-    grew = wait_for(lambda: thread_count(program) >= wanted, 5)
+    grew = wait_for(lambda: thread_count(program) >= wanted, waits.REPLY)
     check(grew, f"with nobody connected the server had {alone} thread(s); then "
                 f"{1 + len(guests)} users joined",
           f"at least {wanted} threads: one more for each client",
@@ -162,10 +166,10 @@ def test_one_thread_per_client(submitted, start_server, connect, rng):
           f"the server started {len(others)} other process(es)")
     for guest in list(guests):
         room.leave(guest, how=rng.choice(["close", "reset"]))
-    shrank = wait_for(lambda: thread_count(program) <= alone + 1, 5)
+    shrank = wait_for(lambda: thread_count(program) <= alone + 1, waits.EXIT)  # done: they end
     check(shrank, f"then {len(guests)} of those users left (their departure was announced); "
                   f"{observer.name} stayed",
-          f"their threads end: at most {alone + 1} threads again within 5 s",
+          f"their threads end: at most {alone + 1} threads again within {waits.EXIT:g} s",
           f"{thread_count(program)} threads are still alive: does each client's thread "
           "return once its user has left?")
 
@@ -179,12 +183,13 @@ def test_ctrl_c_stops_the_server_while_users_are_connected(room, server, rng):
     program.send_signal(signal.SIGINT)
     did = (f"{len(users)} users were in the room, each served by its own thread waiting in "
            "recv(); then the server got SIGINT (Ctrl-C)")
-    if program.wait_exit(2.0) is None:
-        raise fail(did=did, expected="the server exits within 2 s", got="it was still running",
+    if program.wait_exit(waits.EXIT) is None:
+        raise fail(did=did, expected=f"the server exits within {waits.EXIT:g} s",
+                   got="it was still running",
                    hint="when the main thread ends, Python still waits for every thread that is "
                         "not a daemon; a client's thread waits in recv() for as long as its "
                         "client stays: start those threads with daemon=True")
-    expect_clean_exit(program, 0.5, did, allowed_signals=(signal.SIGINT,))
+    expect_clean_exit(program, waits.FINISHING, did, allowed_signals=(signal.SIGINT,))
 
 
 # -- many threads sending at once -------------------------------------------------
@@ -194,7 +199,7 @@ def test_ctrl_c_stops_the_server_while_users_are_connected(room, server, rng):
 @pytest.mark.timeout(90)
 def test_fifty_users_each_sending_several_lines_at_once(room, rng):
     count = rng.randint(50, 60)
-    users = [room.join(f"user{i}", timeout=10) for i in range(count)]
+    users = [room.join(f"user{i}") for i in range(count)]
     per_user = rng.randint(3, 5)
     sent = {u.number: [f"{k} {textgen.message(rng)}" for k in range(per_user)] for u in users}
     for user in users:  # each user's lines in one segment: all its threads' work at once
@@ -258,7 +263,7 @@ class Reader(threading.Thread):
 
     def run(self) -> None:
         while not self.halt.is_set() and not self.client.eof:
-            line = self.client.read_line(timeout=0.1)
+            line = self.client.read_line(timeout=0.1)   # how often it looks at `halt`
             if line is not None:
                 self.count += 1
                 if self.keep:
@@ -266,7 +271,7 @@ class Reader(threading.Thread):
 
     def stop(self) -> None:
         self.halt.set()
-        self.join(5)
+        self.join(waits.OWN)
 
 
 @pytest.mark.points(3)
@@ -301,7 +306,8 @@ def test_joins_and_leaves_during_broadcasts(room, server, rng):
         start.wait()
         for i in range(cycles):
             try:
-                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                # A newcomer's welcome is a reply (reference: at most 0.08 s here; slow: 0.16 s).
+                sock = socket.create_connection(("127.0.0.1", port), timeout=waits.REPLY)
                 data = b""
                 while b"\n" not in data:
                     piece = sock.recv(4096)
@@ -325,11 +331,11 @@ def test_joins_and_leaves_during_broadcasts(room, server, rng):
     for worker in readers + churners + speakers:
         worker.start()
     start.set()
-    for worker in churners:
-        worker.join(30)
+    for worker in churners:     # each of its cycles is a reply; the whole churn a crowd step
+        worker.join(waits.CROWD)
     churn_over.set()
-    for worker in speakers:
-        worker.join(30)
+    for worker in speakers:     # each ends after its send under way (at most a reply)
+        worker.join(waits.OWN)
     total = sum(map(len, sent.values()))
     did = (f"{len(talkers)} users sent lines as fast as they could ({total} in all) while "
            f"{3 * cycles} other users joined and left (closed or reset) at the same time")
@@ -338,7 +344,8 @@ def test_joins_and_leaves_during_broadcasts(room, server, rng):
           "; ".join(problems[:3]) or "the test's clients got stuck: the server stopped "
           "welcoming newcomers or reading from its users")
     expected = total + 2 * len(churned)
-    wait_for(lambda: all(r.count >= expected for r in readers[:len(listeners)]), 15)
+    # What is still on its way once everyone stopped: the last replies.
+    wait_for(lambda: all(r.count >= expected for r in readers[:len(listeners)]), waits.REPLY)
     for reader in readers:
         reader.stop()
     for reader, listener in zip(readers, listeners):

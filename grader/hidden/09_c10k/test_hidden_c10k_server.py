@@ -19,11 +19,12 @@ import time
 import psutil
 import pytest
 
-from grader.harness import cpu, launch
+from grader.harness import cpu, launch, waits
 from grader.harness.failure import check, fail
 from grader.harness.program import Limits
 from grader.testkit import textgen
 from grader.testkit.crowd import Crowd, connect_many, latency_percentile, reset_all, wait_among
+from grader.testkit.suites import server_rules
 from grader.testkit.suites.server_rules import ServerRulesTests, ServerSpec
 
 SCRIPT = "c10k_server.py"
@@ -58,8 +59,10 @@ RESERVE = 100            # descriptors this process keeps for everything else
 SERVER_SOFT_LIMIT = 1024 # the big tests start the server with a usual desktop limit
 PINGS, WAVE = 1_000, 25  # pings in the big test, sent WAVE at a time
 P99_LIMIT = 0.200        # seconds
-STUCK = 3.0              # seconds without the count getting closer: the server is stuck
-SETTLE_PATIENCE = 1.0    # the same between connect_many's batches (it backs off, then retries)
+# Seconds without the count getting closer: the server is stuck (each
+# answer to `count` is a reply, and a correct server's count moves at once).
+STUCK = waits.REPLY
+SETTLE_PATIENCE = waits.BATCH_COUNT  # the same between connect_many's batches (it backs off, then retries)
 IDLE_LIMIT = 0.10        # share of one core
 
 
@@ -95,9 +98,9 @@ def count_of(client, did: str) -> int:
     return int(client.expect_line(COUNT, did=did).group(1))
 
 
-def wait_for_count(client, expected: int, did: str, timeout: float = 3.0) -> None:
+def wait_for_count(client, expected: int, did: str, timeout: float = waits.REPLY) -> None:
     """Ask `count` until the answer is `expected`: a client that has just
-    left may take the server a moment to notice."""
+    left may take the server a moment to notice (a reply to its leaving)."""
     deadline = time.monotonic() + timeout
     while (got := count_of(client, did)) != expected:
         if time.monotonic() > deadline:
@@ -134,9 +137,9 @@ class Census:
         control = self.control
         before = control.line_count()
         control.send_line("count")
-        wait_among(self.crowd, [control], lambda: control.line_count() > before, 5.0,
+        wait_among(self.crowd, [control], lambda: control.line_count() > before, waits.REPLY,
                    did=f"{self.did}; {control.name} sent 'count'",
-                   expected="an answer 'clients N' within 5 s",
+                   expected=f"an answer 'clients N' within {waits.REPLY:g} s",
                    got=lambda: "no answer" + ("; the connection was closed" if control.eof else ""))
         line = control.lines(before)[0]
         match = COUNT.fullmatch(line)
@@ -436,8 +439,9 @@ def test_acts_on_complete_lines_only(server, connect, rng):
     line = f"ping {text}\n".encode()
     cut = rng.randint(2, len(line) - 2)
     client.send_raw(line[:cut])
-    early = client.read_line(timeout=0.3)
-    check(early is None, f"sent {line[:cut]!r}, the start of a line, and waited 0.3 s",
+    early = client.read_line(timeout=waits.SILENCE)
+    check(early is None, f"sent {line[:cut]!r}, the start of a line, and waited "
+                         f"{waits.SILENCE:g} s",
           "no answer before the line is complete", f"the server answered {early!r}")
     for piece in (line[cut:-1], line[-1:]):
         time.sleep(0.05)  # shaping the input: separate segments
@@ -457,13 +461,13 @@ def test_acts_on_complete_lines_only(server, connect, rng):
 def test_survives_clients_that_misbehave(server, connect, rng):
     program, port = server
     steady = connect(port, name="steady")
-    engage(steady)
+    server_rules.engage(SPEC, steady)   # the first client's first exchange: a gate
     garbler, quitter, resetter, impatient = (connect(port, name=n) for n in
                                              ("garbler", "quitter", "resetter", "impatient"))
     for client in (garbler, quitter, resetter, impatient):
-        engage(client)
+        server_rules.engage(SPEC, client)
     garbler.send_raw(b"ping \xff\xfe\xc3(\x80\n")     # not UTF-8
-    garbler.read_line(timeout=1)                     # any answer, or none
+    garbler.read_line(timeout=waits.SILENCE)         # any answer, or none
     garbler.close()
     quitter.send_raw(b"ping half a li")                # leaves in the middle of a line
     quitter.close()
@@ -513,7 +517,7 @@ def test_sleeps_again_after_clients_leave(server, connect, transcript, rng):
             crowd.drop(member, reset=i % 2 == 1)
         census.did = f"connected {count} clients, then all but one left (closed or reset)"
         census.wait_for(1, leaving=True)
-        usage = cpu.measure(program, 1.0)
+        usage = cpu.measure(program, waits.IDLE_WINDOW)
         check(usage.demand < IDLE_LIMIT,
               f"{census.did}; the server told 'clients 1'; then nothing happened for one second",
               f"the server sleeps in epoll.poll(): under {IDLE_LIMIT:.0%} of one core",
@@ -616,7 +620,7 @@ def test_ten_thousand_idle_clients_are_counted_and_answered(crowded, rng, transc
             member.send_line(f"ping {text}")
             sent_at[member.fd] = time.monotonic()
         waiting = chosen
-        deadline = time.monotonic() + 5.0
+        deadline = time.monotonic() + waits.REPLY
         while waiting:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -627,7 +631,7 @@ def test_ten_thousand_idle_clients_are_counted_and_answered(crowded, rng, transc
                              if m is not lost and want.encode() in m.data]
                 raise fail(did=f"{c.did}; then {lost.name} (one of {WAVE} random clients) sent "
                                f"'ping {want[5:]}'",
-                           expected=f"{lost.name} receives '{want}' within 5 s",
+                           expected=f"{lost.name} receives '{want}' within {waits.REPLY:g} s",
                            got=f"it received {bytes(lost.data[-200:])!r} in all"
                                + (f"; '{want}' went to {', '.join(elsewhere[:3])} instead"
                                   if elsewhere else ""))
@@ -685,7 +689,7 @@ def test_ten_thousand_idle_clients_are_counted_and_answered(crowded, rng, transc
 @pytest.mark.task(2)
 def test_ten_thousand_idle_clients_cost_no_cpu(crowded, transcript):
     c = crowded()
-    usage = cpu.measure(c.program, 1.0)
+    usage = cpu.measure(c.program, waits.IDLE_WINDOW)
     transcript.note("test", f"{c.count} idle clients: the server " + usage.describe())
     print(f"09_c10k: {c.count} idle connections, server {usage.describe()}")
     check(usage.demand < IDLE_LIMIT, f"{c.did}; then all of them stayed silent for one second",

@@ -18,11 +18,12 @@ import importlib.util
 
 import pytest
 
+from grader.harness import waits
 from grader.harness.failure import check
 from grader.harness.module_calls import ModuleRunner
 
 MAX_FRAME = 1 << 20
-CHILD_TIMEOUT = 40.0    # a whole property run, shrinking included
+CHILD_TIMEOUT = waits.PROPERTY_RUN    # a whole property run, shrinking included
 
 
 @pytest.fixture
@@ -407,10 +408,13 @@ def test_decoder_accepts_a_frame_of_exactly_max_frame(runner, rng):
 
 # recv_exact runs in a thread with a deadline: a loop that never ends (on
 # end of file recv() returns b"" again and again) is reported, not waited for.
+# The deadline is a reply's wait (waits.REPLY): the writer's pieces are all
+# sent within a fraction of a second, and recv_exact returns once the last
+# one it needs has arrived.
 RECV_HELPERS = r'''
 import framing
 
-def call_with_deadline(sock, n, seconds=5.0):
+def call_with_deadline(sock, n, seconds=RECV_DEADLINE):
     box = {}
     def target():
         try:
@@ -494,7 +498,8 @@ def test_recv_exact_loops_over_a_fragmented_stream(runner, rng):
            f"pieces of {', '.join(map(str, pieces))} bytes, 20 ms apart; the test called "
            f"recv_exact(sock, n) for n = {', '.join(map(str, reads))}")
     problems = run_check(runner, RECV_HELPERS + RECV_FRAGMENTED, did, "framing.recv_exact",
-                         SEED=rng.randrange(2 ** 32), PIECES=pieces, READS=reads)
+                         SEED=rng.randrange(2 ** 32), PIECES=pieces, READS=reads,
+                         RECV_DEADLINE=waits.REPLY)
     check(not problems, did, "each call returns exactly the next n bytes of the stream, "
                              "waiting for pieces that have not arrived yet",
           "; ".join(problems),
@@ -530,7 +535,8 @@ def test_recv_exact_raises_connection_error_on_eof_part_way(runner, rng):
            f"{', '.join(map(str, partial))}) and closed, and the test called "
            f"recv_exact(sock, {wanted})")
     info = run_check(runner, RECV_HELPERS + RECV_EOF, did, "framing.recv_exact",
-                     SEED=rng.randrange(2 ** 32), GOOD=good, PARTIAL=partial, WANTED=wanted)
+                     SEED=rng.randrange(2 ** 32), GOOD=good, PARTIAL=partial, WANTED=wanted,
+                     RECV_DEADLINE=waits.REPLY)
     check(info["good"] is None, did, f"the first call returns the {good} bytes sent",
           str(info["good"]))
     eof = info["eof"]

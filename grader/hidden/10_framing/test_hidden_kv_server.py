@@ -11,16 +11,29 @@ import time
 import psutil
 import pytest
 
+from grader.harness import waits
 from grader.harness.failure import check
 from grader.testkit import textgen
 from grader.testkit.frame_client import MAX_FRAME, FrameClient, frame, json_bytes, show
 from grader.testkit.suites.server_rules import ServerRulesTests, ServerSpec
+
+PROBE_KEY = "are you there?"     # a key nobody stores
+
+
+def engage(client) -> None:
+    """A served client: a get of a key nobody stored is answered 'not
+    found' (the same exchange every time: a gate for a server's first client)."""
+    FrameClient(client).request({"op": "get", "key": PROBE_KEY}, {"ok": False, "error": "not found"},
+                                did=f"connected a client and asked for the key {PROBE_KEY!r}, "
+                                    "which nobody stored")
+
 
 SPEC = ServerSpec(
     script="kv_server.py",
     args=lambda port: [port],
     ready=lambda port: rf"\[server\] listening on 0\.0\.0\.0:{port}\s*$",
     bad_args=[[], ["{port}", "extra"], ["http"], ["0"], ["65536"]],
+    engage=engage,
 )
 
 # README tasks of the shared tests' topics: the listener, its accept loop
@@ -255,13 +268,16 @@ def test_accepts_a_frame_of_exactly_max_frame(server, client, rng):
     did = (f"sent one set request frame of exactly MAX_FRAME ({MAX_FRAME}) bytes: a value of "
            f"{len(value)} characters, the JSON padded with spaces")
     big.send_frame(payload)
-    big.expect_reply(OK, did=did, timeout=10)
-    big.request(get_request(key), found(value), did=did + "; then asked for that key", timeout=10)
+    big.expect_reply(OK, did=did, timeout=waits.BULK)     # a megabyte each way
+    big.request(get_request(key), found(value), did=did + "; then asked for that key",
+                timeout=waits.BULK)
 
 
-def send_filler(attacker: FrameClient, limit: int, stall: float = 1.0) -> tuple[int, str]:
+def send_filler(attacker: FrameClient, limit: int, stall: float = 2 * waits.STALL) -> tuple[int, str]:
     """Send up to `limit` bytes of payload as fast as the server takes them.
-    Returns (bytes sent, why it stopped)."""
+    Returns (bytes sent, why it stopped). A server that stores the payload
+    must not escape by pausing once: it must have stopped reading for
+    twice the usual stall."""
     sock = attacker.client.sock
     poller = select.poll()
     poller.register(sock, select.POLLOUT)
@@ -310,9 +326,9 @@ def test_an_announced_2_gib_frame_does_not_grow_the_servers_memory(server, clien
     attacker.send_raw(TWO_GIB.to_bytes(4, "big"))
     sent, why = send_filler(attacker, FILLER)
     attacker.transcript.note("attacker", f"then sent {sent} bytes of payload: {why}")
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + waits.EOF
     while not attacker.client.eof and time.monotonic() < deadline:
-        attacker.client.read_bytes(1, timeout=0.2)      # until the server closes, or 2 s
+        attacker.client.read_bytes(1, timeout=0.2)      # until the server closes, or waits.EOF
     after = process.memory_info().rss
     growth = after - before
     attacker.transcript.note("server", f"resident memory {before / (1 << 20):.1f} MiB before, "
@@ -368,8 +384,8 @@ def test_an_idle_client_does_not_block_the_others(server, client, rng):
     did = ("three clients were connected: one silent, one that had sent 2 bytes of a header, "
            "one that had sent a header and part of its frame; then a fourth client")
     active = client(port, "active")
-    active.request(set_request(key, value), OK, did=did + " sent a set", timeout=3)
-    active.request(get_request(key), found(value), did=did + " sent a get", timeout=3)
+    active.request(set_request(key, value), OK, did=did + " sent a set")
+    active.request(get_request(key), found(value), did=did + " sent a get")
 
     # Now several clients at once: all send, then all read.
     crowd = [client(port, f"client{i}") for i in range(rng.randint(5, 8))]
@@ -378,7 +394,7 @@ def test_an_idle_client_does_not_block_the_others(server, client, rng):
         member.send(set_request(k, v))
     for member, (k, v) in zip(crowd, entries):
         member.expect_reply(OK, did=f"{len(crowd)} clients each sent a set before any of them "
-                                    f"read its reply; {member.name} reads", timeout=3)
+                                    f"read its reply; {member.name} reads")
     for i, member in enumerate(crowd):
         k, v = entries[(i + 1) % len(entries)]
         member.request(get_request(k), found(v),

@@ -34,7 +34,7 @@ from typing import Callable
 import psutil
 import pytest
 
-from grader.harness import cpu
+from grader.harness import cpu, gates, waits
 from grader.harness.failure import GradingFailure, check, fail
 from grader.harness.ports import is_free
 from grader.testkit import source_check
@@ -69,13 +69,19 @@ def start(start_server, spec: ServerSpec):
     return start_server(spec.script, spec.args, spec.ready)
 
 
+def engage(spec: ServerSpec, client) -> None:
+    """The spec's first exchange with a new client (when it has one): a
+    gate (grader.harness.gates) for the server's first client."""
+    if spec.engage is not None:
+        with gates.first_answer(client, "engage", "is served (the test's first exchange)"):
+            spec.engage(client)
+
+
 def serving_a_client(start_server, connect, spec: ServerSpec):
     """A started server with one client connected and, where the spec says
     how to tell, known to be serving it."""
     program, port = start(start_server, spec)
-    client = connect(port, name="client")
-    if spec.engage is not None:
-        spec.engage(client)
+    engage(spec, connect(port, name="client"))
     return program
 
 
@@ -92,8 +98,7 @@ def require_working(start_server, spec: ServerSpec, connect=None) -> None:
 def prove_serving(connect, port: int, spec: ServerSpec) -> None:
     """A client connects and, where the spec says how, gets served."""
     client = connect(port, name="client")
-    if spec.engage is not None:
-        spec.engage(client)
+    engage(spec, client)
     client.close()
 
 
@@ -105,14 +110,14 @@ def create_time_wait(port: int) -> None:
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("0.0.0.0", port))
     listener.listen(1)
-    client = socket.create_connection(("127.0.0.1", port), timeout=5)
+    client = socket.create_connection(("127.0.0.1", port), timeout=waits.OWN)
     accepted, _ = listener.accept()
     accepted.close()                       # the server side closes first ...
-    client.settimeout(5)
+    client.settimeout(waits.OWN)
     client.recv(1)                         # ... the client sees end of file ...
     client.close()                         # ... and closes too
     listener.close()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + waits.OWN
     while is_free(port):                   # wait until the kernel shows TIME_WAIT
         if time.monotonic() > deadline:
             pytest.skip("could not put a port into TIME_WAIT on this machine")
@@ -138,7 +143,7 @@ def expect_idle(program, spec: ServerSpec, did: str, hint: str = "") -> None:
     quiet second (time running plus waiting to run: see grader.harness.cpu)."""
     status = program.poll_exit()
     check(status is None, did, "the server keeps running", status.describe() if status else "")
-    usage = cpu.measure(program)
+    usage = cpu.measure(program, waits.IDLE_WINDOW)
     limit = spec.idle_cpu_fraction
     check(usage.demand < limit, did,
           f"{spec.idle_what}, using under {limit:.0%} of one core (measured as time running "
@@ -146,7 +151,7 @@ def expect_idle(program, spec: ServerSpec, did: str, hint: str = "") -> None:
           usage.describe() + ": is it looping without blocking?", hint=hint)
 
 
-def measure_cpu(program, seconds: float = 1.0) -> float:
+def measure_cpu(program, seconds: float = waits.IDLE_WINDOW) -> float:
     """The share of one core the program wanted over `seconds` of quiet:
     time running plus time waiting to run where Linux reports it (so a busy
     loop shows as busy even on a loaded machine), else CPU time."""
@@ -167,10 +172,10 @@ def expect_clean_exit(program, within: float, did: str, allowed_signals=()) -> N
 
 def expect_usage_error(program, did: str) -> None:
     """The rule for a command line a program cannot use: it exits with
-    status 1 within 5 s, with 'usage' on stderr and no traceback."""
-    status = program.wait_exit(5)
+    status 1 (within waits.REFUSAL), with 'usage' on stderr and no traceback."""
+    status = program.wait_exit(waits.REFUSAL)
     check(status is not None, did, "the program exits with status 1",
-          "it was still running after 5 s")
+          f"it was still running after {waits.REFUSAL:g} s")
     check(status.code == 1, did, "exit status 1", status.describe())
     err = program.stderr()
     check(bool(USAGE.search(err)), did, "a message containing 'usage' on stderr",
@@ -180,10 +185,10 @@ def expect_usage_error(program, did: str) -> None:
 
 def expect_port_in_use_error(program, did: str) -> None:
     """The rule for a port another socket holds: the server exits with
-    status 1 within 5 s, giving the OS reason on stderr, no traceback."""
-    status = program.wait_exit(5)
+    status 1 (within waits.REFUSAL), giving the OS reason on stderr, no traceback."""
+    status = program.wait_exit(waits.REFUSAL)
     check(status is not None, did, "the server exits with status 1",
-          "it was still running after 5 s")
+          f"it was still running after {waits.REFUSAL:g} s")
     check(status.code == 1, did, "exit status 1", status.describe())
     err = program.stderr()
     check("already in use" in err.lower(), did,
@@ -237,13 +242,14 @@ class ServerRulesTests:
             program = spawn(server_spec.script, *server_spec.args(port), name="server")
             try:
                 program.expect_line(
-                    re.compile(server_spec.ready(port)),
+                    re.compile(server_spec.ready(port)), timeout=waits.READY,
                     did=f"left port {port} in TIME_WAIT (as a just-restarted server finds it), "
                         f"then ran: {server_spec.command(port)}")
                 prove_serving(connect, port, server_spec)
                 return
             except AssertionError:
-                if program.wait_exit(1) is None or not _taken_by_another(port) or attempt == 2:
+                if program.wait_exit(waits.FINISHING) is None or not _taken_by_another(port) \
+                        or attempt == 2:
                     raise
                 program.stop()  # a parallel grader took the port meanwhile: try another
 
@@ -265,7 +271,7 @@ class ServerRulesTests:
     def test_exits_on_sigterm(self, server_spec, start_server, connect):
         program = serving_a_client(start_server, connect, server_spec)
         program.send_signal(signal.SIGTERM)
-        expect_clean_exit(program, 2.0, "started the server, connected a client, sent SIGTERM",
+        expect_clean_exit(program, waits.EXIT, "started the server, connected a client, sent SIGTERM",
                           allowed_signals=(signal.SIGTERM,))
 
     @pytest.mark.points(3)
@@ -273,7 +279,8 @@ class ServerRulesTests:
     def test_exits_on_sigint_without_traceback(self, server_spec, start_server, connect):
         program = serving_a_client(start_server, connect, server_spec)
         program.send_signal(signal.SIGINT)
-        expect_clean_exit(program, 2.0, "started the server, connected a client, sent SIGINT (Ctrl-C)",
+        expect_clean_exit(program, waits.EXIT,
+                          "started the server, connected a client, sent SIGINT (Ctrl-C)",
                           allowed_signals=(signal.SIGINT,))
 
     @pytest.mark.points(3)
@@ -400,7 +407,7 @@ def watch(program, action: Callable[[], object], epoll: bool = False,
         result = action()
     finally:
         done.set()
-        sampler.join(5)
+        sampler.join(waits.OWN)
     look(True)  # and a last look, with every client still connected
     return result, activity
 

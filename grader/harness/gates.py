@@ -1,0 +1,172 @@
+"""Gates: the few cheap first checks that most tests of a suite depend on.
+
+A program that never prints its ready line, or never answers a client,
+fails every test that starts it or talks to it, and each of those tests
+would wait out the same timeout to find that out again. A gate remembers
+the first such failure, per exercise and per test process: every later
+step that needs the same gate fails at once, with the message of the test
+that found it (what was expected, what happened, the transcript and the
+program's output). Tests that never reach a gated step (argument checks,
+source checks) run as before and still earn their points.
+
+A gate is guarded around the step that checks it:
+
+    with gates.guard(READY):            # READY = Gate("ready:chat_server.py", ...)
+        program.expect_line(...)
+
+Only a verdict on the student's program (a GradingFailure) closes a gate,
+and only while the gate has never passed in this process: once a step
+passed it, a later failure of the same step is that test's own failure,
+reported the usual way, and closes nothing.
+
+A gate's key names the exact situation it checks (the command line, with
+the port left out; the first client of a freshly started server), so that
+a test failing at once on a closed gate is one that would have failed the
+same way had it waited: gates make a broken program fail sooner, and never
+change a score. A step that is not that exact situation may still fail at
+once on a closed gate (`closes=False`): it needs the gate's step to work
+first (every conversation starts with a first client), but its own failure
+proves nothing about the gate."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+from grader.harness.failure import GradingFailure
+
+
+@dataclass(frozen=True)
+class Gate:
+    key: str        # what identifies it within an exercise: "ready:chat_server.py"
+    what: str       # the check, in a student's words: "chat_server.py prints its ready line"
+
+
+@dataclass
+class Closed:
+    """How a gate failed: in which test, and the message shown there."""
+    test: str
+    message: str
+
+
+class GateClosed(GradingFailure):
+    """A step that needs a gate which failed earlier in this run."""
+
+    def __init__(self, gate: Gate, closed: Closed) -> None:
+        self.gate, self.closed = gate, closed
+        super().__init__(
+            did=f"began with a first check that had already failed, in {closed.test}",
+            expected=gate.what,
+            got=f"it failed in {closed.test}, shown below. Every test that needs it fails at "
+                "once rather than wait for it again: mend that first.")
+
+    def render(self) -> str:
+        return super().render() + "\n\n" + f"--- {self.closed.test} ---\n" + self.closed.message
+
+
+class Book:
+    """The gates of one exercise in one test process."""
+
+    def __init__(self) -> None:
+        self._closed: dict[str, Closed] = {}
+        self._passed: set[str] = set()
+        self._lock = threading.Lock()
+
+    def closed(self, gate: Gate) -> Closed | None:
+        with self._lock:
+            return self._closed.get(gate.key)
+
+    def record(self, gate: Gate, passed: bool, closed: Callable[[], Closed]) -> None:
+        with self._lock:
+            if passed:
+                self._passed.add(gate.key)
+            elif gate.key not in self._passed and gate.key not in self._closed:
+                self._closed[gate.key] = closed()
+
+
+@dataclass
+class Context:
+    """What the running test gives the gates: its exercise's book, its
+    name, how to render a failure as the student will read it, and the
+    servers it started (port -> command line without the port), so a
+    client's gate can name the server it talks to."""
+    book: Book
+    test: str
+    describe: Callable[[GradingFailure], str]
+    servers: dict[int, str] = field(default_factory=dict)
+    clients: dict[int, int] = field(default_factory=dict)   # port -> clients connected so far
+
+
+def server_started(port: int, command: str) -> None:
+    """Note that the running test started `command` (its port written as
+    PORT) listening on `port`."""
+    if _active is not None:
+        _active.servers[port] = command
+
+
+def server_on(port: int) -> str | None:
+    """The command line of the server the running test started on `port`."""
+    return _active.servers.get(port) if _active is not None else None
+
+
+def client_connected(port: int) -> int:
+    """Count a client the running test connected to `port`: 1 for the
+    first client of the server there, 2 for the next... (0 outside a test)."""
+    if _active is None:
+        return 0
+    _active.clients[port] = _active.clients.get(port, 0) + 1
+    return _active.clients[port]
+
+
+_active: Context | None = None
+
+
+def activate(context: Context | None) -> None:
+    """Set (or, with None, clear) the running test's context; the pytest
+    plugin does this around every test."""
+    global _active
+    _active = context
+
+
+@contextmanager
+def guard(gate: Gate, closes: bool = True) -> Iterator[None]:
+    """Run the step that checks `gate`: fail at once if the gate closed
+    earlier and, if `closes`, close it when the step fails. Outside a test
+    run (no context), it only runs the step."""
+    context = _active
+    if context is None:
+        yield
+        return
+    closed = context.book.closed(gate)
+    if closed is not None:
+        raise GateClosed(gate, closed)
+    try:
+        yield
+    except GateClosed:
+        raise
+    except GradingFailure as exc:
+        if closes:
+            context.book.record(gate, False, lambda: Closed(context.test, context.describe(exc)))
+        raise
+    if closes:
+        context.book.record(gate, True, lambda: Closed(context.test, ""))
+
+
+@contextmanager
+def first_answer(client, kind: str, what: str) -> Iterator[None]:
+    """Guard a client's first expected answer from the server the running
+    test started on its port: a gate for that server's command line and
+    this `kind` of exchange (which must be the same exchange each time:
+    a welcome, the echo of a fixed line). It closes only when `client` is
+    the server's first client (`client.ordinal == 1`); any client fails at
+    once once it closed. A client of a server started some other way runs
+    unguarded."""
+    server = server_on(client.port)
+    if server is None:
+        yield
+        return
+    gate = Gate(f"{kind}:{server}", f"the first client of `python {server}` {what}")
+    with guard(gate, closes=getattr(client, "ordinal", 0) == 1):
+        yield

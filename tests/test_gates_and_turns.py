@@ -1,0 +1,209 @@
+"""Gates (a broken program fails every test that needs the same first check
+at once, as a failure with the check's story) and turns (tests side by
+side, `alone` tests with nobody else on the machine)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from grader.course import manifest
+from grader.grading.grade_exercise import pytest_environment
+from grader.harness import gates, turns
+from grader.harness.failure import GradingFailure
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- the gate book ---------------------------------------------------------------
+
+def context(book: gates.Book, test: str) -> gates.Context:
+    return gates.Context(book=book, test=test, describe=lambda exc: f"story of {test}: {exc.got}")
+
+
+def run_step(gate: gates.Gate, fails: bool, closes: bool = True) -> str:
+    """Run one guarded step; what happened to it."""
+    try:
+        with gates.guard(gate, closes=closes):
+            if fails:
+                raise GradingFailure("did", "expected", "nothing came")
+    except gates.GateClosed as closed:
+        return "failed at once: " + closed.render()
+    except GradingFailure:
+        return "failed"
+    return "passed"
+
+
+@pytest.fixture
+def book():
+    book = gates.Book()
+    yield book
+    gates.activate(None)
+
+
+def test_a_failed_gate_fails_the_later_steps_at_once_with_its_story(book):
+    ready = gates.Gate("ready:server.py PORT", "server.py prints its ready line")
+    gates.activate(context(book, "test_one"))
+    assert run_step(ready, fails=True) == "failed"
+    gates.activate(context(book, "test_two"))
+    outcome = run_step(ready, fails=False)
+    assert outcome.startswith("failed at once:")
+    assert "server.py prints its ready line" in outcome and "test_one" in outcome
+    assert "story of test_one: nothing came" in outcome
+
+
+def test_a_gate_that_passed_once_never_closes(book):
+    ready = gates.Gate("ready:server.py PORT", "server.py prints its ready line")
+    gates.activate(context(book, "test_one"))
+    assert run_step(ready, fails=False) == "passed"
+    assert run_step(ready, fails=True) == "failed"
+    assert run_step(ready, fails=False) == "passed", "a later failure is that test's own"
+
+
+def test_only_the_gates_exact_step_closes_it(book):
+    welcome = gates.Gate("welcome:chat.py PORT 5", "the first client is welcomed")
+    gates.activate(context(book, "test_one"))
+    assert run_step(welcome, fails=True, closes=False) == "failed"
+    assert run_step(welcome, fails=False) == "passed", "a step that does not close it left it open"
+    other = gates.Gate("welcome:chat.py PORT 2", "the first client is welcomed")
+    assert run_step(other, fails=True) == "failed"
+    assert run_step(welcome, fails=False) == "passed", "another command line's gate is another gate"
+    assert run_step(other, fails=False).startswith("failed at once")
+
+
+def test_outside_a_test_a_guard_only_runs_the_step():
+    gates.activate(None)
+    gate = gates.Gate("ready:x", "x")
+    assert run_step(gate, fails=True) == "failed"
+    assert run_step(gate, fails=True) == "failed"
+
+
+# -- gates in a real run ---------------------------------------------------------
+
+def broken_tree(tmp_path: Path, exercise_id: str, patch: str) -> Path:
+    """The reference of `exercise_id` with `patch` run before anything else."""
+    exercise = manifest.get(exercise_id)
+    folder = tmp_path / exercise_id
+    folder.mkdir(parents=True)
+    for name in exercise.files:
+        source = (exercise.solution_folder / name).read_text()
+        (folder / name).write_text(textwrap.dedent(patch) + source if name.endswith("server.py")
+                                   else source)
+    return tmp_path
+
+
+NEVER_ACCEPTS = """\
+import socket as _socket, time as _time
+_socket.socket.accept = lambda self: _time.sleep(10**6)
+"""
+
+
+def test_a_server_that_never_accepts_fails_the_visible_tests_at_once(tmp_path):
+    """Each visible test needs a welcome: the first one waits for it, every
+    other fails at once, as failures (never pytest errors), each telling
+    the first one's story."""
+    tree = broken_tree(tmp_path, "03_poll", NEVER_ACCEPTS)
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "grader.plugin", "-q",
+                           "-p", "no:cacheprovider", "--submission", str(tree),
+                           str(manifest.EXERCISES_DIR / "03_poll")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env=pytest_environment())
+    elapsed = time.monotonic() - started
+    summary = (done.stdout.strip().splitlines() or [done.stderr[-2000:]])[-1]
+    assert "4 failed" in summary and "error" not in summary, done.stdout[-3000:]
+    assert "ERROR at setup" not in done.stdout
+    assert done.stdout.count("began with a first check that had already failed") == 3, done.stdout
+    assert "is welcomed" in done.stdout and "connected to the chat server" in done.stdout
+    # Not a timed test: a sanity bound far above what it takes (one wait for
+    # the welcome), and far below what four separate waits would cost.
+    assert elapsed < 60, f"took {elapsed:.0f} s"
+
+
+# -- turns -----------------------------------------------------------------------
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from grader.harness import turns
+alone, marker, release = sys.argv[1] == "alone", Path(sys.argv[2]), Path(sys.argv[3])
+with turns.taken(alone=alone):
+    marker.write_text("in")
+    deadline = time.monotonic() + 60
+    while not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+marker.write_text("out")
+"""
+
+
+class Holders:
+    """Processes that take a turn, say so in a file, and hold it until told."""
+
+    def __init__(self, where: Path) -> None:
+        self.where = where
+        self.env = {**os.environ, **turns.prepare(where / "turns")}
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, name: str, alone: bool) -> tuple[Path, Path]:
+        marker, release = self.where / f"{name}.in", self.where / f"{name}.release"
+        self.procs.append(subprocess.Popen(
+            [sys.executable, "-c", HOLDER, "alone" if alone else "shared", str(marker), str(release)],
+            env=self.env, cwd=ROOT))
+        return marker, release
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.kill()
+            proc.wait()
+
+
+def wait_for(condition, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.01)
+
+
+def is_in(marker: Path) -> bool:
+    return marker.exists() and marker.read_text() == "in"
+
+
+@pytest.fixture
+def holders(tmp_path):
+    made = Holders(tmp_path)
+    yield made
+    made.close()
+
+
+def test_shared_turns_overlap_and_an_alone_turn_waits_for_them_and_goes_first(holders):
+    first, release_first = holders.start("first", alone=False)
+    second, release_second = holders.start("second", alone=False)
+    wait_for(lambda: is_in(first) and is_in(second), "two shared turns run side by side")
+
+    lonely, release_lonely = holders.start("lonely", alone=True)
+    # The alone turn waits for both; a shared turn asked for meanwhile waits
+    # behind it. Checked as the order things happen in, not with a clock:
+    # nobody is let in until the turns ahead are released.
+    later, release_later = holders.start("later", alone=False)
+    release_first.touch()
+    wait_for(lambda: first.read_text() == "out", "the first shared turn ended")
+    assert not is_in(lonely) and not is_in(later)
+    release_second.touch()
+    wait_for(lambda: is_in(lonely), "the alone turn began once the shared ones ended")
+    assert not is_in(later), "a shared turn started while an alone turn held the machine"
+    release_lonely.touch()
+    wait_for(lambda: is_in(later), "the later shared turn began after the alone one")
+    release_later.touch()
+
+
+def test_without_a_turns_folder_a_turn_is_free(monkeypatch):
+    monkeypatch.delenv(turns.FOLDER, raising=False)
+    with turns.taken(alone=True):
+        with turns.taken(alone=True):
+            pass
