@@ -30,6 +30,7 @@ from grader.testkit.unix_sockets import SOCKET_FOLDERS
 
 STATE = pytest.StashKey["SocklabState"]()
 TRANSCRIPT = pytest.StashKey[Transcript]()
+ORDER = pytest.StashKey[int]()
 
 
 class SocklabState:
@@ -43,6 +44,7 @@ class SocklabState:
         self.temp_root = Path(tempfile.mkdtemp(prefix="socklab-"))
         self.snapshots: dict[str, Snapshot] = {}
         self.gate_books: dict[str, gates.Book] = {}     # exercise id -> its gates
+        self.turn: turns.Turn | None = None             # the turn held (see pytest_runtest_protocol)
 
     def snapshot_for(self, exercise: manifest.Exercise, test_path: Path) -> Snapshot:
         if exercise.id not in self.snapshots:
@@ -152,16 +154,41 @@ def group_of(item: pytest.Item) -> str:
     return "general" if task is None else str(task)
 
 
+def _alone(item: pytest.Item | None) -> bool:
+    return item is not None and item.get_closest_marker("alone") is not None
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem):
     """Each test takes its turn (grader.harness.turns): side by side with
-    others, or alone when marked so."""
-    with turns.taken(alone=item.get_closest_marker("alone") is not None):
+    others, or alone when marked so. Tests that run alone run in a row (see
+    pytest_collection_modifyitems) and keep their turn from one to the
+    next: the machine empties once for them all, not once each."""
+    state: SocklabState = item.config.stash[STATE]
+    if manifest.for_path(item.path) is None:
+        # Not a graded test (say, the project's own tests, which start
+        # gradings): it holds no turn, or a grading it waits for could wait
+        # for it in turn.
         return (yield)
+    if state.turn is None:
+        state.turn = turns.Turn(alone=_alone(item))
+        state.turn.take()
+    try:
+        return (yield)
+    finally:
+        if not (state.turn.alone and _alone(nextitem)):
+            state.turn.give_back()
+            state.turn = None
 
 
 @pytest.hookimpl(tryfirst=True)  # before ResultRecorder lists what will run
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The tests that run alone go first, in a row: pytest-xdist hands each
+    # worker a run of the collection, so they all land in the first worker,
+    # which keeps its turn from one to the next (pytest_runtest_protocol).
+    for index, item in enumerate(items):
+        item.stash[ORDER] = index   # the reports list the tests in the suites' order
+    items.sort(key=lambda item: not _alone(item))
     wanted = config.getoption("socklab_tasks")
     if not wanted:
         return
@@ -405,6 +432,11 @@ def _text(longrepr) -> str:
     return str(longrepr)
 
 
+def in_suite_order(items: list[pytest.Item]) -> list[pytest.Item]:
+    """`items` as the suites list them (the run puts the alone ones first)."""
+    return sorted(items, key=lambda item: item.stash.get(ORDER, 0))
+
+
 def planned_test(item: pytest.Item) -> results.PlannedTest:
     exercise = manifest.for_path(item.path)
     return results.PlannedTest(nodeid=item.nodeid, name=item.name,
@@ -419,9 +451,11 @@ class PlanWriter:
     def __init__(self, state: SocklabState) -> None:
         self.state = state
 
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # After every hook changed the items (xdist adds its group to the
+        # nodeids), so the plan names the tests as their reports will.
         writer = results.Writer(self.state.results_path, append=True)
-        writer.plan(self.state.seed, [planned_test(item) for item in items])
+        writer.plan(self.state.seed, [planned_test(item) for item in in_suite_order(session.items)])
         writer.close()
 
 
@@ -441,7 +475,7 @@ class ResultRecorder:
         self.seconds: dict[str, float] = {}                 # nodeid -> its phases' time so far
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        for item in items:
+        for item in in_suite_order(items):
             self.planned[item.nodeid] = planned_test(item)
         self.writer.plan(self.state.seed, list(self.planned.values()))
 

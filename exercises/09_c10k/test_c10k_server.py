@@ -82,6 +82,7 @@ def test_rejects_unknown_commands(server, connect):
         client.expect_line("error unknown command", did=f"sent {line!r}")
 
 
+@pytest.mark.alone("a crowd of connections loads the machine")
 @pytest.mark.points(4)
 @pytest.mark.task(2)
 def test_fifteen_hundred_idle_clients_are_counted(spawn, free_port, transcript):

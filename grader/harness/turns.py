@@ -64,24 +64,47 @@ def _unlock(fd: int) -> None:
         os.close(fd)
 
 
+class Turn:
+    """One turn, taken and given back by hand: an `alone` turn may be kept
+    over several tests in a row (the pytest plugin keeps it while the next
+    test must run alone too), so that the machine empties once for them all."""
+
+    def __init__(self, alone: bool) -> None:
+        self.alone = alone
+        self._door: int | None = None
+        self._room: int | None = None
+
+    def take(self) -> None:
+        where = folder()
+        if where is None:
+            return
+        door = _lock(where / DOOR, fcntl.LOCK_EX)
+        try:
+            room = _lock(where / ROOM, fcntl.LOCK_EX if self.alone else fcntl.LOCK_SH)
+        except BaseException:
+            _unlock(door)
+            raise
+        if self.alone:
+            self._door = door
+        else:
+            _unlock(door)       # a shared turn only passes through the door
+        self._room = room
+
+    def give_back(self) -> None:
+        if self._room is not None:
+            _unlock(self._room)
+            self._room = None
+        if self._door is not None:
+            _unlock(self._door)
+            self._door = None
+
+
 @contextmanager
 def taken(alone: bool) -> Iterator[None]:
     """A turn: shared with other shared turns, or (`alone`) with none."""
-    where = folder()
-    if where is None:
-        yield
-        return
-    door = _lock(where / DOOR, fcntl.LOCK_EX)
-    try:
-        room = _lock(where / ROOM, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
-    except BaseException:
-        _unlock(door)
-        raise
-    if not alone:
-        _unlock(door)           # a shared turn only passes through the door
+    turn = Turn(alone)
+    turn.take()
     try:
         yield
     finally:
-        _unlock(room)
-        if alone:
-            _unlock(door)
+        turn.give_back()

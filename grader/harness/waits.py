@@ -85,9 +85,11 @@ PROPERTY_RUN = 40.0
 # so they are never lengthened for a slow program; making them longer
 # would only make a broken program's misdeed likelier to be seen.
 
-# A measure of the CPU an idle program wants (grader.harness.cpu): one
-# second of quiet.
-IDLE_WINDOW = 1.0
+# A measure of the CPU an idle program wants (grader.harness.cpu): half a
+# second of quiet. The measure is in nanoseconds of time running or waiting
+# to run, so a busy loop shows as 100 % in any window; the window is short
+# because such tests run alone, with the whole machine waiting for them.
+IDLE_WINDOW = 0.5
 # "Nothing more arrives": after the awaited datagrams or lines, anything
 # still in flight on loopback has arrived by then (sub-millisecond), so a
 # stray extra datagram, or an answer to half a line, shows.

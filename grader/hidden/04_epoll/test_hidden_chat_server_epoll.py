@@ -433,6 +433,7 @@ def test_several_users_leave_in_one_wake_up(shim, start_server, connect, rng):
             room.join(f"newcomer{step}")
 
 
+@pytest.mark.alone("a crowd of clients loads the machine")
 @pytest.mark.points(3)
 @pytest.mark.task(3)
 @pytest.mark.timeout(120)
@@ -480,6 +481,7 @@ def test_churn_of_joins_and_leaves_keeps_users_apart(shim, start_server, connect
         everyone_speaks(room, rng)
 
 
+@pytest.mark.alone("a thousand clients load the machine")
 @pytest.mark.points(2)
 @pytest.mark.task(2)
 @pytest.mark.timeout(180)

@@ -135,6 +135,7 @@ def test_rejects_bad_arguments_with_usage(server_spec, spawn, start_server, free
     expect_bad_arguments_refused(spawn, SCRIPT, server_spec.bad_args, free_port)
 
 
+@pytest.mark.alone("measures the server's CPU")
 @pytest.mark.points(3)
 def test_idle_server_sleeps_in_the_kernel_after_clients_left(server, unix_connect, rng):
     program, path = server
@@ -147,7 +148,7 @@ def test_idle_server_sleeps_in_the_kernel_after_clients_left(server, unix_connec
         client.close()
     share = measure_cpu(program)
     check(share < 0.10, "two clients connected, echoed a line each and left; then the server "
-          "was left alone for one second", "it waits in the kernel (poll), using under 10% of one core",
+          f"was left alone for {waits.IDLE_WINDOW:g} s", "it waits in the kernel (poll), using under 10% of one core",
           f"it used {share:.0%} of one core: is it looping without blocking, for instance on a "
           "client that has left (recv() returning b'' again and again)?")
 

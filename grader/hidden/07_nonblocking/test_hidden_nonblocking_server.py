@@ -360,7 +360,7 @@ def test_idle_clients_do_not_make_it_spin(server, connect, rng):
         echo_round(client, f"{client.name} {textgen.message(rng)}\n".encode(), did="said hello")
     usage = cpu.measure(program, waits.IDLE_WINDOW)
     check(usage.demand < IDLE_LIMIT, f"{len(clients)} clients connected, each echoed one line, "
-          "then all stayed connected and silent for one second",
+          f"then all stayed connected and silent for {waits.IDLE_WINDOW:g} s",
           f"the server sleeps between passes: under {IDLE_LIMIT:.0%} of one core (time running "
           "or ready to run)",
           usage.describe() + ": does a recv() that raised BlockingIOError count as work, "
@@ -381,7 +381,7 @@ def test_sleeps_after_clients_leave(server, connect, rng):
     gone = wait_until(lambda: not _server_connections(program), waits.REPLY)
     usage = cpu.measure(program, waits.IDLE_WINDOW)
     check(usage.demand < IDLE_LIMIT, "three clients talked, then one closed, one reset and one "
-          "half-closed its connection; then one quiet second",
+          f"half-closed its connection; then a quiet {waits.IDLE_WINDOW:g} s",
           f"the server sleeps between passes: under {IDLE_LIMIT:.0%} of one core (time running "
           "or ready to run)",
           usage.describe() + ("" if gone else " (and it still held connections)") +

@@ -274,6 +274,7 @@ class Reader(threading.Thread):
         self.join(waits.OWN)
 
 
+@pytest.mark.alone("a crowd of clients loads the machine")
 @pytest.mark.points(3)
 @pytest.mark.task(2)
 @pytest.mark.timeout(90)

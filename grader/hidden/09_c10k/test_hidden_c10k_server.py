@@ -272,6 +272,7 @@ def test_raises_its_limit_and_says_how_many(spawn, free_port, workdir, transcrip
           f"N is {n}" + (": is it computed from the old soft limit?" if n < soft else ""))
 
 
+@pytest.mark.alone("thousands of connections load the machine")
 @pytest.mark.points(5)
 @pytest.mark.task(1)
 def test_accepts_as_many_clients_as_it_announced(spawn, free_port, workdir, transcript, rng):
@@ -305,6 +306,7 @@ def test_accepts_as_many_clients_as_it_announced(spawn, free_port, workdir, tran
 
 # -- Task 2: accepting, and waiting with epoll ----------------------------------
 
+@pytest.mark.alone("thousands of connections load the machine")
 @pytest.mark.points(4)
 @pytest.mark.task(2)
 def test_accepts_every_waiting_connection_at_once(server, transcript, rng):
@@ -333,6 +335,7 @@ def test_accepts_every_waiting_connection_at_once(server, transcript, rng):
         reset_all(crowd)
 
 
+@pytest.mark.alone("thousands of connections load the machine")
 @pytest.mark.points(4)
 @pytest.mark.task(2)
 def test_keeps_its_clients_on_an_epoll_interest_list(server, transcript, rng):
@@ -501,6 +504,7 @@ def test_count_drops_when_clients_leave(server, connect, rng):
     wait_for_count(newcomer, len(stay) + 1, f"{did}; then one more client connected")
 
 
+@pytest.mark.alone("thousands of connections, then measures the server's CPU")
 @pytest.mark.points(3)
 @pytest.mark.task(4)
 def test_sleeps_again_after_clients_leave(server, connect, transcript, rng):
@@ -519,7 +523,7 @@ def test_sleeps_again_after_clients_leave(server, connect, transcript, rng):
         census.wait_for(1, leaving=True)
         usage = cpu.measure(program, waits.IDLE_WINDOW)
         check(usage.demand < IDLE_LIMIT,
-              f"{census.did}; the server told 'clients 1'; then nothing happened for one second",
+              f"{census.did}; the server told 'clients 1'; then nothing happened for {waits.IDLE_WINDOW:g} s",
               f"the server sleeps in epoll.poll(): under {IDLE_LIMIT:.0%} of one core",
               usage.describe() + ". Is a departed client still registered (end of stream "
                                  "is 'readable' forever)?")
@@ -601,6 +605,7 @@ def crowded(spawn, free_port, transcript):
         crowd.close()
 
 
+@pytest.mark.alone("ten thousand connections load the machine")
 @pytest.mark.points(11)
 @pytest.mark.task(2)
 def test_ten_thousand_idle_clients_are_counted_and_answered(crowded, rng, transcript):
@@ -685,6 +690,7 @@ def test_ten_thousand_idle_clients_are_counted_and_answered(crowded, rng, transc
                        f"{m.lines()[:3]} (expected {expected.get(m.fd, [])})")
 
 
+@pytest.mark.alone("ten thousand connections; measures the server's CPU")
 @pytest.mark.points(5)
 @pytest.mark.task(2)
 def test_ten_thousand_idle_clients_cost_no_cpu(crowded, transcript):
@@ -692,7 +698,7 @@ def test_ten_thousand_idle_clients_cost_no_cpu(crowded, transcript):
     usage = cpu.measure(c.program, waits.IDLE_WINDOW)
     transcript.note("test", f"{c.count} idle clients: the server " + usage.describe())
     print(f"09_c10k: {c.count} idle connections, server {usage.describe()}")
-    check(usage.demand < IDLE_LIMIT, f"{c.did}; then all of them stayed silent for one second",
+    check(usage.demand < IDLE_LIMIT, f"{c.did}; then all of them stayed silent for {waits.IDLE_WINDOW:g} s",
           f"the server sleeps in epoll.poll(): under {IDLE_LIMIT:.0%} of one core",
           usage.describe() + ". Does it watch EPOLLOUT for every client (a socket is "
                              "writable almost always), or wake up on a timer to scan them?")

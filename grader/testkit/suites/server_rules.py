@@ -140,7 +140,8 @@ def _taken_by_another(port: int) -> bool:
 
 def expect_idle(program, spec: ServerSpec, did: str, hint: str = "") -> None:
     """The server, still running, wants under its share of a core over a
-    quiet second (time running plus waiting to run: see grader.harness.cpu)."""
+    quiet window (waits.IDLE_WINDOW; time running plus waiting to run: see
+    grader.harness.cpu)."""
     status = program.poll_exit()
     check(status is None, did, "the server keeps running", status.describe() if status else "")
     usage = cpu.measure(program, waits.IDLE_WINDOW)
@@ -283,18 +284,19 @@ class ServerRulesTests:
                           "started the server, connected a client, sent SIGINT (Ctrl-C)",
                           allowed_signals=(signal.SIGINT,))
 
+    @pytest.mark.alone("measures the server's CPU")
     @pytest.mark.points(3)
     @pytest.mark.task("loop")
     def test_idle_server_sleeps_in_the_kernel(self, server_spec, start_server, connect, rng):
         program, port = start(start_server, server_spec)
-        expect_idle(program, server_spec, "started the server and left it alone for one second")
+        expect_idle(program, server_spec, f"started the server and left it alone for {waits.IDLE_WINDOW:g} s")
         if server_spec.converse is None:
             prove_serving(connect, port, server_spec)  # asleep, and still a working server
             return
         # Once more after traffic: a server may start spinning only once it
         # has had a client (a timeout set to 0, a socket left in the list).
         did = server_spec.converse(connect, port, rng)
-        expect_idle(program, server_spec, f"{did}; then one quiet second",
+        expect_idle(program, server_spec, f"{did}; then a quiet {waits.IDLE_WINDOW:g} s",
                     hint="after its first clients the server must go back to waiting in the "
                          "kernel as it did at start-up: is a departed client still watched, "
                          "or a timeout of 0 left over?")
