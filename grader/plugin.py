@@ -101,7 +101,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "points(n): what the test is worth when graded")
     config.addinivalue_line("markers", "task(n): the README task the test checks")
     config.addinivalue_line("markers", "alone(why): run with no other test of any grading on "
-                                       "the machine (it loads the machine or measures CPU)")
+                                       "the machine (it loads the machine)")
+    config.addinivalue_line("markers", "quiet(why, seconds=1): run beside no test but other "
+                                       "quiet ones (it measures a program: its CPU, how soon it "
+                                       "answers); seconds: about how long it takes")
     if config.getoption("socklab_net_per_worker") and hasattr(config, "workerinput"):
         # Tests run one at a time in a worker, as they did in one exercise's
         # run: a program under test reaches its own test's sockets, never
@@ -154,16 +157,30 @@ def group_of(item: pytest.Item) -> str:
     return "general" if task is None else str(task)
 
 
-def _alone(item: pytest.Item | None) -> bool:
-    return item is not None and item.get_closest_marker("alone") is not None
+def turn_kind(item: pytest.Item | None) -> str | None:
+    """The turn a test takes (grader.harness.turns): ALONE or QUIET when
+    marked so, else SHARED; None for no test."""
+    if item is None:
+        return None
+    for kind in (turns.ALONE, turns.QUIET):
+        if item.get_closest_marker(kind) is not None:
+            return kind
+    return turns.SHARED
+
+
+def expected_seconds(item: pytest.Item) -> float:
+    """What a quiet test says it takes (`quiet(why, seconds=N)`), else 1: a
+    hint that spreads the quiet tests evenly over the workers."""
+    marker = item.get_closest_marker(turns.QUIET)
+    return float(marker.kwargs.get("seconds", 1.0)) if marker is not None else 1.0
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem):
-    """Each test takes its turn (grader.harness.turns): side by side with
-    others, or alone when marked so. Tests that run alone run in a row (see
-    pytest_collection_modifyitems) and keep their turn from one to the
-    next: the machine empties once for them all, not once each."""
+    """Each test takes its turn (grader.harness.turns): beside the others,
+    or apart when marked `alone` or `quiet`. Those run in rows (see
+    pytest_collection_modifyitems) and keep their turn from one test of the
+    row to the next: the machine empties once for the row, not once each."""
     state: SocklabState = item.config.stash[STATE]
     if manifest.for_path(item.path) is None:
         # Not a graded test (say, the project's own tests, which start
@@ -171,24 +188,27 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
         # for it in turn.
         return (yield)
     if state.turn is None:
-        state.turn = turns.Turn(alone=_alone(item))
+        state.turn = turns.Turn(turn_kind(item))
         state.turn.take()
     try:
         return (yield)
     finally:
-        if not (state.turn.alone and _alone(nextitem)):
+        if state.turn.kind == turns.SHARED or turn_kind(nextitem) != state.turn.kind:
             state.turn.give_back()
             state.turn = None
 
 
 @pytest.hookimpl(tryfirst=True)  # before ResultRecorder lists what will run
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # The tests that run alone go first, in a row: pytest-xdist hands each
-    # worker a run of the collection, so they all land in the first worker,
-    # which keeps its turn from one to the next (pytest_runtest_protocol).
+    # The alone tests in a row at the start of the first worker's run, the
+    # quiet ones at the start of the others' (turns.arrange). The order is
+    # the same in every worker: each collects the same tests the same way.
     for index, item in enumerate(items):
         item.stash[ORDER] = index   # the reports list the tests in the suites' order
-    items.sort(key=lambda item: not _alone(item))
+    workers = getattr(config, "workerinput", {}).get("workercount", 1)
+    order = turns.arrange([turn_kind(item) for item in items], workers,
+                          [expected_seconds(item) for item in items])
+    items[:] = [items[i] for i in order]
     wanted = config.getoption("socklab_tasks")
     if not wanted:
         return

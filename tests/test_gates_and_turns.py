@@ -135,8 +135,8 @@ HOLDER = """
 import sys, time
 from pathlib import Path
 from grader.harness import turns
-alone, marker, release = sys.argv[1] == "alone", Path(sys.argv[2]), Path(sys.argv[3])
-with turns.taken(alone=alone):
+kind, marker, release = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+with turns.taken(kind):
     marker.write_text("in")
     deadline = time.monotonic() + 60
     while not release.exists() and time.monotonic() < deadline:
@@ -151,17 +151,27 @@ class Holders:
     def __init__(self, where: Path) -> None:
         self.where = where
         self.env = {**os.environ, **turns.prepare(where / "turns")}
-        self.procs: list[subprocess.Popen] = []
+        self.procs: dict[str, subprocess.Popen] = {}
 
-    def start(self, name: str, alone: bool) -> tuple[Path, Path]:
+    def start(self, name: str, kind: str) -> tuple[Path, Path]:
         marker, release = self.where / f"{name}.in", self.where / f"{name}.release"
-        self.procs.append(subprocess.Popen(
-            [sys.executable, "-c", HOLDER, "alone" if alone else "shared", str(marker), str(release)],
-            env=self.env, cwd=ROOT))
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, kind, str(marker), str(release)],
+            env=self.env, cwd=ROOT)
         return marker, release
 
+    def wait_blocked(self, name: str) -> None:
+        """Until `name` waits for a lock (a `->` line of /proc/locks): so that
+        whoever asks next asks after it."""
+        pid = self.procs[name].pid
+
+        def blocked() -> bool:
+            with open("/proc/locks") as f:
+                return any("->" in line and f" {pid} " in line for line in f)
+        wait_for(blocked, f"{name} waits for its turn")
+
     def close(self) -> None:
-        for proc in self.procs:
+        for proc in self.procs.values():
             proc.kill()
             proc.wait()
 
@@ -185,15 +195,16 @@ def holders(tmp_path):
 
 
 def test_shared_turns_overlap_and_an_alone_turn_waits_for_them_and_goes_first(holders):
-    first, release_first = holders.start("first", alone=False)
-    second, release_second = holders.start("second", alone=False)
+    first, release_first = holders.start("first", turns.SHARED)
+    second, release_second = holders.start("second", turns.SHARED)
     wait_for(lambda: is_in(first) and is_in(second), "two shared turns run side by side")
 
-    lonely, release_lonely = holders.start("lonely", alone=True)
+    lonely, release_lonely = holders.start("lonely", turns.ALONE)
+    holders.wait_blocked("lonely")
     # The alone turn waits for both; a shared turn asked for meanwhile waits
     # behind it. Checked as the order things happen in, not with a clock:
     # nobody is let in until the turns ahead are released.
-    later, release_later = holders.start("later", alone=False)
+    later, release_later = holders.start("later", turns.SHARED)
     release_first.touch()
     wait_for(lambda: first.read_text() == "out", "the first shared turn ended")
     assert not is_in(lonely) and not is_in(later)
@@ -207,6 +218,55 @@ def test_shared_turns_overlap_and_an_alone_turn_waits_for_them_and_goes_first(ho
 
 def test_without_a_turns_folder_a_turn_is_free(monkeypatch):
     monkeypatch.delenv(turns.FOLDER, raising=False)
-    with turns.taken(alone=True):
-        with turns.taken(alone=True):
+    with turns.taken(turns.ALONE):
+        with turns.taken(turns.ALONE):
             pass
+
+
+def test_quiet_turns_overlap_each_other_but_never_a_shared_one(holders):
+    busy, release_busy = holders.start("busy", turns.SHARED)
+    wait_for(lambda: is_in(busy), "a shared turn began")
+    first, release_first = holders.start("first", turns.QUIET)
+    holders.wait_blocked("first")
+    # A quiet turn waits for the shared one; a shared turn asked for
+    # meanwhile waits behind it (order of events, not a clock).
+    late, release_late = holders.start("late", turns.SHARED)
+    release_busy.touch()
+    wait_for(lambda: is_in(first), "the quiet turn began once the shared one ended")
+    assert not is_in(late), "a shared turn started beside a quiet one"
+    release_first.touch()
+    wait_for(lambda: is_in(late), "the shared turn began after the quiet one")
+    second, release_second = holders.start("second", turns.QUIET)
+    third, release_third = holders.start("third", turns.QUIET)
+    release_late.touch()
+    wait_for(lambda: is_in(second) and is_in(third), "two quiet turns run side by side")
+    lonely, release_lonely = holders.start("lonely", turns.ALONE)
+    holders.wait_blocked("lonely")
+    release_second.touch()
+    wait_for(lambda: second.read_text() == "out", "the second quiet turn ended")
+    assert not is_in(lonely), "an alone turn started beside a quiet one"
+    release_third.touch()
+    wait_for(lambda: is_in(lonely), "the alone turn began once the quiet ones ended")
+    release_lonely.touch()
+
+
+def test_a_turn_is_one_of_three_kinds():
+    with pytest.raises(ValueError, match="not 'exclusive'"):
+        turns.Turn("exclusive")
+
+
+def test_arrange_puts_alone_tests_first_and_spreads_the_quiet_ones():
+    """xdist's worksteal cuts the list into equal runs, one per worker: the
+    alone tests open the first run, the quiet ones the others."""
+    kinds = [turns.SHARED] * 10 + [turns.ALONE] * 3 + [turns.QUIET] * 5 + [turns.SHARED] * 20
+    order = turns.arrange(kinds, workers=4)
+    assert sorted(order) == list(range(len(kinds)))           # every test, once
+    runs = [order[0:9], order[9:18], order[18:28], order[28:38]]  # 38 tests cut in 4
+    assert [kinds[i] for i in runs[0][:3]] == [turns.ALONE] * 3
+    for run in runs[1:]:
+        assert kinds[run[0]] == turns.QUIET, [kinds[i] for i in run]
+    assert not any(kinds[i] == turns.ALONE for run in runs[1:] for i in run)
+    shared = [i for i in order if kinds[i] == turns.SHARED]
+    assert shared == sorted(shared)                            # in their own order
+    assert turns.arrange(kinds, workers=1) == list(range(10, 18)) + list(range(10)) \
+        + list(range(18, 38))

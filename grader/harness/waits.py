@@ -85,11 +85,13 @@ PROPERTY_RUN = 40.0
 # so they are never lengthened for a slow program; making them longer
 # would only make a broken program's misdeed likelier to be seen.
 
-# A measure of the CPU an idle program wants (grader.harness.cpu): half a
-# second of quiet. The measure is in nanoseconds of time running or waiting
-# to run, so a busy loop shows as 100 % in any window; the window is short
-# because such tests run alone, with the whole machine waiting for them.
-IDLE_WINDOW = 0.5
+# A measure of the CPU an idle program wants (grader.harness.cpu): 0.3 s of
+# quiet. The measure is in nanoseconds of time running or waiting to run,
+# so a busy loop shows as 100 % in any window, and a server asleep in the
+# kernel as about 0 %; 0.3 s still spans 60 passes of a server that wakes
+# every 5 ms (07's). The window is short because such tests run apart
+# (`quiet`), the rest of the machine waiting for them.
+IDLE_WINDOW = 0.3
 # "Nothing more arrives": after the awaited datagrams or lines, anything
 # still in flight on loopback has arrived by then (sub-millisecond), so a
 # stray extra datagram, or an answer to half a line, shows.

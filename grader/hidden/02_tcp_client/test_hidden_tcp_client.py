@@ -260,9 +260,11 @@ def test_rejects_bad_arguments_with_usage(spawn, servers, rng):
     require_working(spawn, servers, rng)
     bad_args = [[], ["127.0.0.1"], ["127.0.0.1", "{port}", "extra"], ["127.0.0.1", "http"],
                 ["127.0.0.1", "0"], ["127.0.0.1", "65536"], ["127.0.0.1", "-5"], ["127.0.0.1", "80.5"]]
-    for bad in bad_args:
+    runs = []
+    for bad in bad_args:    # started together: each mostly waits for its interpreter
         args = [a.replace("{port}", str(servers.refusing_port("127.0.0.1"))) for a in bad]
-        program = spawn("tcp_client.py", *args, name="client")
+        runs.append((spawn("tcp_client.py", *args, name="client"), args))
+    for program, args in runs:
         did = f"ran: python -u tcp_client.py {' '.join(args)}".rstrip()
         expect_exit(program, 1, did, within=waits.REFUSAL)
         err = program.stderr()

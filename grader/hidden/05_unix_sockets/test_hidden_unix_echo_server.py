@@ -135,7 +135,7 @@ def test_rejects_bad_arguments_with_usage(server_spec, spawn, start_server, free
     expect_bad_arguments_refused(spawn, SCRIPT, server_spec.bad_args, free_port)
 
 
-@pytest.mark.alone("measures the server's CPU")
+@pytest.mark.quiet("measures the server's CPU")
 @pytest.mark.points(3)
 def test_idle_server_sleeps_in_the_kernel_after_clients_left(server, unix_connect, rng):
     program, path = server

@@ -158,6 +158,7 @@ def test_client_prints_the_reply_and_exits_0(spawn, udp, rng):
     expect_exit(program, 0, did)
 
 
+@pytest.mark.quiet("times the client's retries", seconds=1)
 @pytest.mark.points(5)
 @pytest.mark.task(4)
 def test_client_retries_after_a_lost_datagram(spawn, udp, rng):
@@ -175,6 +176,7 @@ def test_client_retries_after_a_lost_datagram(spawn, udp, rng):
           f"first {got[0].data!r}, then {got[1].data!r}")
 
 
+@pytest.mark.quiet("times the client's retries", seconds=2)
 @pytest.mark.points(3)
 @pytest.mark.task(4)
 def test_client_succeeds_on_the_third_attempt(spawn, udp, rng):
@@ -187,6 +189,7 @@ def test_client_succeeds_on_the_third_attempt(spawn, udp, rng):
     check(fake.count == 3, did, "exactly three sends", f"{fake.count} datagram(s) arrived")
 
 
+@pytest.mark.quiet("times the client's retries", seconds=3)
 @pytest.mark.points(5)
 @pytest.mark.task(4)
 def test_client_gives_up_after_three_attempts(spawn, udp, rng):
@@ -203,6 +206,7 @@ def test_client_gives_up_after_three_attempts(spawn, udp, rng):
           f"each datagram holds the line {message!r}", f"{[d.data for d in got]}")
 
 
+@pytest.mark.quiet("times the client's retries", seconds=3)
 @pytest.mark.points(4)
 @pytest.mark.task(4)
 def test_client_waits_about_a_second_per_attempt(spawn, udp, rng):
@@ -228,6 +232,7 @@ def test_client_waits_about_a_second_per_attempt(spawn, udp, rng):
           shown)
 
 
+@pytest.mark.quiet("times the client's retries", seconds=3)
 @pytest.mark.points(2)
 @pytest.mark.task(4)
 def test_client_gives_up_when_nothing_listens(spawn, free_port, rng):

@@ -247,7 +247,7 @@ def test_server_exits_on_sigint_without_traceback(server, udp):
                       "(Ctrl-C)", allowed_signals=(signal.SIGINT,))
 
 
-@pytest.mark.alone("measures the server's CPU")
+@pytest.mark.quiet("measures the server's CPU")
 @pytest.mark.points(3)
 @pytest.mark.task(2)
 def test_idle_server_sleeps_in_the_kernel(server, udp, rng):

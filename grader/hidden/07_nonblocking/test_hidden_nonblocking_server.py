@@ -332,6 +332,7 @@ def test_half_closed_client_gets_its_whole_echo(server, open_client, rng):
 
 # -- task 4: a short sleep when nothing happened -----------------------------
 
+@pytest.mark.quiet("times the server's echoes")
 @pytest.mark.points(6)
 @pytest.mark.task(4)
 def test_replies_quickly_after_a_quiet_moment(server, connect, rng):
@@ -351,6 +352,7 @@ def test_replies_quickly_after_a_quiet_moment(server, connect, rng):
           "does the server sleep too long between passes?")
 
 
+@pytest.mark.quiet("measures the server's CPU")
 @pytest.mark.points(5)
 @pytest.mark.task(4)
 def test_idle_clients_do_not_make_it_spin(server, connect, rng):
@@ -367,6 +369,7 @@ def test_idle_clients_do_not_make_it_spin(server, connect, rng):
           "so the server never sleeps?")
 
 
+@pytest.mark.quiet("measures the server's CPU")
 @pytest.mark.points(5)
 @pytest.mark.task(4)
 def test_sleeps_after_clients_leave(server, connect, rng):

@@ -243,7 +243,7 @@ class ChatProtocolTests:
                   f"missing {sorted(missing)[:5]} ({sum(missing.values())} in all); "
                   f"unexpected {sorted(extra)[:5]}")
 
-    @pytest.mark.alone("measures the server's CPU")
+    @pytest.mark.quiet("measures the server's CPU")
     @pytest.mark.points(3)
     @pytest.mark.task("leave")
     def test_server_sleeps_after_everyone_left(self, room, server, rng):

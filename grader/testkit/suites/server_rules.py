@@ -202,9 +202,11 @@ def expect_bad_arguments_refused(spawn, script: str, bad_args: list[list[str]], 
                                  name: str = "server") -> None:
     """Run `script` with each argument list of `bad_args` ("{port}": a free
     port); every run must end in a usage error (expect_usage_error)."""
-    for bad in bad_args:
+    runs = []
+    for bad in bad_args:    # started together: each mostly waits for its interpreter
         args = [a.replace("{port}", str(free_port())) for a in bad]
-        program = spawn(script, *args, name=name)
+        runs.append((spawn(script, *args, name=name), args))
+    for program, args in runs:
         expect_usage_error(program, f"ran: python -u {script} {' '.join(args)}")
         program.stop()
 
@@ -284,7 +286,7 @@ class ServerRulesTests:
                           "started the server, connected a client, sent SIGINT (Ctrl-C)",
                           allowed_signals=(signal.SIGINT,))
 
-    @pytest.mark.alone("measures the server's CPU")
+    @pytest.mark.quiet("measures the server's CPU")
     @pytest.mark.points(3)
     @pytest.mark.task("loop")
     def test_idle_server_sleeps_in_the_kernel(self, server_spec, start_server, connect, rng):
