@@ -33,6 +33,21 @@ TRANSCRIPT = pytest.StashKey[Transcript]()
 ORDER = pytest.StashKey[int]()
 
 
+GATES_FOLDER = "SOCKLAB_GATES"   # environment: the run's gates folder, for its xdist workers
+
+
+def _gates_folder(config: pytest.Config, temp_root: Path) -> Path:
+    """Where the run's gates keep their verdicts, shared by all its workers:
+    made by the process that starts the run (and that xdist starts its
+    workers from, which inherit the environment), read by the workers."""
+    if hasattr(config, "workerinput") and os.environ.get(GATES_FOLDER):
+        return Path(os.environ[GATES_FOLDER])
+    folder = temp_root / "gates"
+    folder.mkdir()
+    os.environ[GATES_FOLDER] = str(folder)
+    return folder
+
+
 class SocklabState:
     """What the plugin keeps for one pytest session."""
 
@@ -44,6 +59,7 @@ class SocklabState:
         self.temp_root = Path(tempfile.mkdtemp(prefix="socklab-"))
         self.snapshots: dict[str, Snapshot] = {}
         self.gate_books: dict[str, gates.Book] = {}     # exercise id -> its gates
+        self.gates_folder = _gates_folder(config, self.temp_root)
         self.turn: turns.Turn | None = None             # the turn held (see pytest_runtest_protocol)
 
     def snapshot_for(self, exercise: manifest.Exercise, test_path: Path) -> Snapshot:
@@ -231,8 +247,10 @@ def _gates(request: pytest.FixtureRequest):
         return
     state: SocklabState = request.config.stash[STATE]
     item = request.node
-    gates.activate(gates.Context(book=state.gate_books.setdefault(exercise.id, gates.Book()),
-                                 test=item.name, describe=lambda exc: _render(item, exc, footer=False)))
+    if exercise.id not in state.gate_books:
+        state.gate_books[exercise.id] = gates.Book(state.gates_folder / exercise.id)
+    gates.activate(gates.Context(book=state.gate_books[exercise.id], test=item.name,
+                                 describe=lambda exc: _render(item, exc, footer=False)))
     yield
     gates.activate(None)
 

@@ -4,6 +4,7 @@ side, `alone` tests with nobody else on the machine)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -75,6 +76,30 @@ def test_only_the_gates_exact_step_closes_it(book):
     assert run_step(other, fails=True) == "failed"
     assert run_step(welcome, fails=False) == "passed", "another command line's gate is another gate"
     assert run_step(other, fails=False).startswith("failed at once")
+
+
+def test_workers_sharing_a_folder_share_each_gates_first_verdict(tmp_path):
+    """Two books on one folder stand for two xdist workers of one run: a
+    gate one of them closed fails at once in the other, and a gate one of
+    them saw pass never closes in the other."""
+    ready = gates.Gate("ready:server.py PORT", "server.py prints its ready line")
+    welcome = gates.Gate("welcome:server.py PORT", "the first client is welcomed")
+    first, second = gates.Book(tmp_path / "01"), gates.Book(tmp_path / "01")
+    try:
+        gates.activate(context(first, "test_one"))
+        assert run_step(ready, fails=True) == "failed"
+        assert run_step(welcome, fails=False) == "passed"
+        gates.activate(context(second, "test_two"))
+        outcome = run_step(ready, fails=False)
+        assert outcome.startswith("failed at once:") and "story of test_one" in outcome
+        assert run_step(welcome, fails=True) == "failed"
+        gates.activate(context(first, "test_three"))
+        assert run_step(welcome, fails=False) == "passed", "it passed first: it never closes"
+        assert sorted(p.name for p in (tmp_path / "01").iterdir()) == sorted(
+            hashlib.sha256(g.key.encode()).hexdigest() for g in (ready, welcome)), \
+            "one verdict per gate, no draft left behind"
+    finally:
+        gates.activate(None)
 
 
 def test_outside_a_test_a_guard_only_runs_the_step():

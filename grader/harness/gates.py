@@ -3,7 +3,8 @@
 A program that never prints its ready line, or never answers a client,
 fails every test that starts it or talks to it, and each of those tests
 would wait out the same timeout to find that out again. A gate remembers
-the first such failure, per exercise and per test process: every later
+the first such failure, per exercise and per test run (all its xdist
+workers share it, see Book): every later
 step that needs the same gate fails at once, with the message of the test
 that found it (what was expected, what happened, the transcript and the
 program's output). Tests that never reach a gated step (argument checks,
@@ -15,7 +16,7 @@ A gate is guarded around the step that checks it:
         program.expect_line(...)
 
 Only a verdict on the student's program (a GradingFailure) closes a gate,
-and only while the gate has never passed in this process: once a step
+and only while the gate has never passed in this run: once a step
 passed it, a later failure of the same step is that test's own failure,
 reported the usual way, and closes nothing.
 
@@ -30,9 +31,13 @@ proves nothing about the gate."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterator
 
 from grader.harness.failure import GradingFailure
@@ -67,23 +72,63 @@ class GateClosed(GradingFailure):
 
 
 class Book:
-    """The gates of one exercise in one test process."""
+    """The gates of one exercise. Without a `folder`, for this test process
+    only; with one (a folder every worker of a pytest-xdist run shares), for
+    the whole run: there a gate's first verdict, passed or closed, is a
+    file, and whichever process writes it first decides for all."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path | None = None) -> None:
         self._closed: dict[str, Closed] = {}
         self._passed: set[str] = set()
         self._lock = threading.Lock()
+        self._folder = folder
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def _verdict_path(self, gate: Gate) -> Path:
+        assert self._folder is not None
+        return self._folder / hashlib.sha256(gate.key.encode()).hexdigest()
 
     def closed(self, gate: Gate) -> Closed | None:
         with self._lock:
-            return self._closed.get(gate.key)
+            found = self._closed.get(gate.key)
+            if found is not None or self._folder is None or gate.key in self._passed:
+                return found
+            try:
+                verdict = json.loads(self._verdict_path(gate).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return None         # no verdict yet (or one being written: none yet)
+            if verdict["passed"]:
+                self._passed.add(gate.key)
+                return None
+            found = self._closed[gate.key] = Closed(verdict["test"], verdict["message"])
+            return found
 
     def record(self, gate: Gate, passed: bool, closed: Callable[[], Closed]) -> None:
         with self._lock:
+            if gate.key in self._passed or gate.key in self._closed:
+                return
+            if self._folder is not None and not self._first_verdict(gate, passed, closed):
+                return              # another process decided first: closed() reads it
             if passed:
                 self._passed.add(gate.key)
-            elif gate.key not in self._passed and gate.key not in self._closed:
+            else:
                 self._closed[gate.key] = closed()
+
+    def _first_verdict(self, gate: Gate, passed: bool, closed: Callable[[], Closed]) -> bool:
+        """Write this verdict unless there is one: True if it is now this one."""
+        shown = closed() if not passed else Closed("", "")
+        data = json.dumps({"passed": passed, "test": shown.test, "message": shown.message})
+        final = self._verdict_path(gate)
+        draft = final.with_name(f"{final.name}.{os.getpid()}.{threading.get_ident()}")
+        draft.write_text(data, encoding="utf-8")
+        try:
+            os.link(draft, final)   # fails if a verdict is there: the first one stands
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            draft.unlink()
 
 
 @dataclass

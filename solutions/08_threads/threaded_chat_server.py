@@ -145,7 +145,23 @@ def serve_forever(listener: socket.socket, room: ChatRoom) -> None:
         # in recv() and would otherwise wait for its client forever.
         worker = threading.Thread(target=room.serve, args=(conn, number),
                                   name=f"user-{number}", daemon=True)
-        worker.start()
+        start_without_signals(worker)
+
+
+def start_without_signals(thread: threading.Thread) -> None:
+    """Start `thread` with SIGINT and SIGTERM blocked in it (a new thread
+    inherits the signal mask of the thread that starts it). The kernel hands
+    a signal to any thread that does not block it; one that lands in a
+    client's thread leaves the main thread asleep in accept(), and Python
+    runs the handler only in the main thread: Ctrl-C would then go unheard
+    until the next connection. Blocked there, they always reach the main
+    thread."""
+    signals = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def stop(signum, frame):

@@ -100,7 +100,21 @@ def serve_forever(listener: socket.socket, store: Store) -> None:
         log(f"got connection from {ip}")
         # daemon=True: a thread waiting in recv() for a silent client must
         # not keep the process alive once the main thread is told to stop.
-        threading.Thread(target=serve_client, args=(conn, ip, store), daemon=True).start()
+        start_without_signals(threading.Thread(target=serve_client, args=(conn, ip, store),
+                                               daemon=True))
+
+
+def start_without_signals(thread: threading.Thread) -> None:
+    """Start `thread` with SIGINT and SIGTERM blocked in it (it inherits the
+    mask of the thread that starts it), so that they always reach the main
+    thread, the only one where Python runs signal handlers: one that landed
+    in a client's thread would leave the main thread asleep in accept()."""
+    signals = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 # ---------------------------------------------------------------- task 5
