@@ -20,6 +20,7 @@ USAGE = "usage: python threaded_chat_server.py PORT   (PORT: 1..65535)"
 BACKLOG = 128          # connections the kernel may queue before we accept them
 RECV_SIZE = 4096       # the most bytes one recv() takes
 READY_LINE = "accepting connections"
+ACCEPT_WAKEUP = 0.5    # seconds: how late a Ctrl-C may be noticed, at worst
 
 
 def parse_port(argv: list[str]) -> int:
@@ -134,11 +135,19 @@ class ChatRoom:
 def serve_forever(listener: socket.socket, room: ChatRoom) -> None:
     """The main thread: accept, hand each client to a thread of its own."""
     print(READY_LINE, flush=True)
+    # accept() wakes up every half second even with nobody coming. Python
+    # runs signal handlers only in the main thread, between two steps of
+    # Python code; a Ctrl-C that comes while other threads are busy may be
+    # noted too late to interrupt the accept() the main thread then sleeps
+    # in, and waits for the next wake-up. Without the timeout, that could
+    # be the next client, that is, never.
+    listener.settimeout(ACCEPT_WAKEUP)
     while True:
         try:
             conn, _address = listener.accept()
         except OSError:
-            continue  # a client that gave up before we accepted it
+            continue  # no one came (a timeout), or a client gave up before we accepted it
+        conn.settimeout(None)  # the client's thread blocks in recv(), however long it takes
         number = room.join(conn)
         # daemon=True: these threads must not keep the process alive when
         # the main thread exits (on SIGTERM or Ctrl-C); each one is blocked

@@ -91,12 +91,17 @@ def open_listener(port: int) -> socket.socket:
 
 def serve_forever(listener: socket.socket, store: Store) -> None:
     """Accept clients forever; each one is served by a thread of its own, so
-    that a quiet client never holds up the others."""
+    that a quiet client never holds up the others. accept() wakes up every
+    half second: Python runs signal handlers only in the main thread, and a
+    Ctrl-C noted while other threads are busy may come too late to
+    interrupt the accept() the main thread then sleeps in."""
+    listener.settimeout(0.5)
     while True:
         try:
             conn, (ip, _port) = listener.accept()
-        except ConnectionAbortedError:
-            continue    # the client gave up before we accepted it
+        except (ConnectionAbortedError, TimeoutError):
+            continue    # the client gave up before we accepted it, or nobody came
+        conn.settimeout(None)   # its thread blocks in recv() as long as it must
         log(f"got connection from {ip}")
         # daemon=True: a thread waiting in recv() for a silent client must
         # not keep the process alive once the main thread is told to stop.
