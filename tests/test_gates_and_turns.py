@@ -243,9 +243,11 @@ def test_shared_turns_overlap_and_an_alone_turn_waits_for_them_and_goes_first(ho
 
 def test_without_a_turns_folder_a_turn_is_free(monkeypatch):
     monkeypatch.delenv(turns.FOLDER, raising=False)
+    ran = False
     with turns.taken(turns.ALONE):
-        with turns.taken(turns.ALONE):
-            pass
+        with turns.taken(turns.ALONE):     # would wait for itself forever, were it taken
+            ran = True
+    assert ran and turns.folder() is None
 
 
 def test_quiet_turns_overlap_each_other_but_never_a_shared_one(holders):
