@@ -38,13 +38,18 @@ print("made", made, flush=True)
 time.sleep(600)
 """
 
+# The middle process leaves only once the daemon has said its pid: otherwise
+# the jail may sweep the daemon before it prints (seen once on CI).
 DAEMON = """
 import os, sys, time
+said, say = os.pipe()
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
         print("daemon", os.getpid(), flush=True)
+        os.write(say, b"x")
         time.sleep(600)
+    os.read(said, 1)
     os._exit(0)
 os.wait()
 """
