@@ -23,6 +23,7 @@ from grader.course.submission import Snapshot, locate, snapshot
 from grader.harness import gates, ports, sandbox, turns, waits
 from grader.harness.failure import GradingFailure
 from grader.harness.launch import start_server as _start_server
+from grader.harness.module_calls import student_modules
 from grader.harness.program import Limits, Program, python_argv
 from grader.harness.transcript import Transcript
 from grader.testkit.line_client import LineClient
@@ -325,6 +326,7 @@ def spawn(workdir: Path, transcript: Transcript, request: pytest.FixtureRequest)
     programs: list[Program] = []
 
     def start(script: str, *args, name: str = "program", limits: Limits | None = None) -> Program:
+        needs_imports(workdir, script)
         log_dir = Path(tempfile.mkdtemp(prefix="logs-", dir=state.temp_root))
         program = Program(python_argv(workdir / script, *args), cwd=workdir,
                           transcript=transcript, name=name, limits=limits or Limits(),
@@ -338,31 +340,46 @@ def spawn(workdir: Path, transcript: Transcript, request: pytest.FixtureRequest)
         shutil.rmtree(log_dir, ignore_errors=True)
 
 
+def needs_imports(workdir: Path, script: str) -> None:
+    """A program that imports a student's module whose import never ended
+    (in a module check: grader.harness.gates.module_import) fails at once."""
+    try:
+        source = (workdir / script).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return
+    modules = gates.imported_modules(source, student_modules(workdir) - {Path(script).stem})
+    gates.require(*map(gates.module_import, sorted(modules)))
+
+
 @pytest.fixture
-def start_server(spawn, free_port):
+def start_server(spawn, free_port, request: pytest.FixtureRequest):
     """start_server("chat_server.py", lambda port: [port, 5],
     lambda port: r"started the main poll loop") -> (program, port).
     Its ready line is a gate (grader.harness.gates) for that command line:
-    once it failed, every later start of the same command fails at once."""
+    once it failed, every later start of the same command fails at once,
+    and so does every start of the same script with other arguments when
+    the suite's usual command line (its ServerSpec's) is the one that failed."""
     def start(script, args, ready, name="server", timeout=None):
-        command = command_shape(script, args)
-        gate = gates.Gate(f"ready:{command}", f"`python {command}` starts and prints its ready line")
-        with gates.guard(gate):
+        command = gates.command_shape(script, args)
+        usual = usual_command(request.module, script)
+        with gates.server_start(command, usual):
             program, port = _start_server(spawn, free_port, script, args, ready, name=name,
                                           timeout=waits.READY if timeout is None else timeout)
-        gates.server_started(port, command)
+        gates.server_started(port, command, usual)
         return program, port
     return start
 
 
-_SOME_PORT = 47_913
-
-
-def command_shape(script: str, args) -> str:
-    """`script` and its arguments for a port, the port written as PORT: the
-    same text for every start of the same command line."""
-    return " ".join([script, *("PORT" if str(a) == str(_SOME_PORT) else str(a)
-                               for a in args(_SOME_PORT))])
+def usual_command(module, script: str) -> str | None:
+    """The command line (a gates.command_shape) of the server spec for
+    `script` that the suite module defines, if it defines exactly one: a
+    module-level object with that `script`, and `args` and `ready`
+    functions of a port (grader.testkit.suites.server_rules.ServerSpec,
+    which the student's release does not ship, hence no import of it)."""
+    found = {gates.command_shape(spec.script, spec.args) for spec in vars(module).values()
+             if getattr(spec, "script", None) == script and callable(getattr(spec, "args", None))
+             and callable(getattr(spec, "ready", None))}
+    return found.pop() if len(found) == 1 else None
 
 
 @pytest.fixture

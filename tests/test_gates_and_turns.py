@@ -102,6 +102,85 @@ def test_workers_sharing_a_folder_share_each_gates_first_verdict(tmp_path):
         gates.activate(None)
 
 
+def start_step(command: str, usual: str | None, fails: bool) -> str:
+    """A server's start (gates.server_start); what happened to it."""
+    try:
+        with gates.server_start(command, usual):
+            if fails:
+                raise GradingFailure("did", "expected", "no ready line")
+    except gates.GateClosed as closed:
+        return "failed at once: " + closed.render()
+    except GradingFailure:
+        return "failed"
+    return "passed"
+
+
+def test_a_start_with_other_arguments_needs_the_usual_start_to_work(book):
+    usual, other = "chat.py PORT 100", "chat.py PORT 2"
+    gates.activate(context(book, "test_one"))
+    assert start_step(other, usual, fails=True) == "failed"
+    assert start_step(usual, usual, fails=False) == "passed", \
+        "another command line failing closes nothing of the usual one"
+    assert start_step(other, usual, fails=False).startswith("failed at once"), \
+        "its own gate closed"
+    assert start_step("chat.py PORT 3", usual, fails=False) == "passed"
+
+    fresh = gates.Book()
+    gates.activate(context(fresh, "test_two"))
+    assert start_step(usual, usual, fails=True) == "failed"
+    gates.activate(context(fresh, "test_three"))
+    outcome = start_step("chat.py PORT 5", usual, fails=False)
+    assert outcome.startswith("failed at once") and "`python chat.py PORT 100` starts" in outcome \
+        and "test_two" in outcome, outcome
+    assert start_step("other.py PORT", None, fails=False) == "passed", "another script: its own gates"
+
+
+class FakeClient:
+    def __init__(self, port: int, ordinal: int) -> None:
+        self.port, self.ordinal = port, ordinal
+
+
+def answer_step(client: FakeClient, fails: bool) -> str:
+    try:
+        with gates.first_answer(client, "welcome", "is welcomed"):
+            if fails:
+                raise GradingFailure("did", "a welcome", "nothing came")
+    except gates.GateClosed as closed:
+        return "failed at once: " + closed.render()
+    except GradingFailure:
+        return "failed"
+    return "passed"
+
+
+def test_a_server_started_with_other_arguments_needs_the_usual_first_answer(book):
+    usual = "chat.py PORT 100"
+    gates.activate(context(book, "test_one"))
+    gates.server_started(5001, usual, usual)
+    assert answer_step(FakeClient(5001, 1), fails=True) == "failed"
+    gates.activate(context(book, "test_two"))
+    gates.server_started(5002, "chat.py PORT 2", usual)
+    outcome = answer_step(FakeClient(5002, 1), fails=False)
+    assert outcome.startswith("failed at once") and "test_one" in outcome, outcome
+    gates.activate(context(book, "test_three"))
+    gates.server_started(5003, "solo.py PORT")
+    assert answer_step(FakeClient(5003, 1), fails=False) == "passed"
+
+
+def test_the_usual_command_is_the_suites_one_server_spec_for_that_script():
+    from types import SimpleNamespace
+
+    from grader.plugin import usual_command
+    from grader.testkit.suites.server_rules import ServerSpec
+
+    spec = ServerSpec(script="chat.py", args=lambda port: [port, 100], ready=lambda port: "ready")
+    module = SimpleNamespace(SPEC=spec, OTHER=ServerSpec("echo.py", lambda port: [port],
+                                                        lambda port: "ready"))
+    assert usual_command(module, "chat.py") == "chat.py PORT 100"
+    assert usual_command(module, "nope.py") is None
+    two = SimpleNamespace(A=spec, B=ServerSpec("chat.py", lambda port: [port, 3], lambda port: "r"))
+    assert usual_command(two, "chat.py") is None, "two usual command lines: none is the usual one"
+
+
 def test_outside_a_test_a_guard_only_runs_the_step():
     gates.activate(None)
     gate = gates.Gate("ready:x", "x")

@@ -22,11 +22,8 @@ def echo(client, data, did):
 
 @pytest.mark.points(3)
 @pytest.mark.task(1)
-def test_prints_that_it_is_listening(spawn, free_port, connect):
-    port = free_port()
-    program = spawn("nonblocking_server.py", port, name="server")
-    program.expect_line(READY(port), timeout=waits.READY,
-                        did=f"ran: python -u nonblocking_server.py {port}")
+def test_prints_that_it_is_listening(server, connect):
+    program, port = server      # started, and its ready line seen
     connect(port, name="client")  # it really listens: the connection is accepted
 
 

@@ -27,10 +27,14 @@ same way had it waited: gates make a broken program fail sooner, and never
 change a score. A step that is not that exact situation may still fail at
 once on a closed gate (`closes=False`): it needs the gate's step to work
 first (every conversation starts with a first client), but its own failure
-proves nothing about the gate."""
+proves nothing about the gate. A step may also need a gate it is not
+the step of (`require`): a start with other arguments needs the suite's
+usual start to work (`server_start`); a program needs the import of every
+student's module it imports (`module_import`)."""
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -131,6 +135,35 @@ class Book:
             draft.unlink()
 
 
+_SOME_PORT = 47_913
+
+
+def command_shape(script: str, args: Callable[[int], list]) -> str:
+    """`script` and its arguments for a port, the port written as PORT: the
+    same text for every start of the same command line."""
+    return " ".join([script, *("PORT" if str(a) == str(_SOME_PORT) else str(a)
+                               for a in args(_SOME_PORT))])
+
+
+def ready(command: str) -> Gate:
+    """The gate of a server's start: `command` (a command_shape) prints its
+    ready line."""
+    return Gate(f"ready:{command}", f"`python {command}` starts and prints its ready line")
+
+
+@contextmanager
+def server_start(command: str, usual: str | None = None) -> Iterator[None]:
+    """Guard a server's start with `command`, waiting for its ready line.
+    When the suite starts the same script with another, `usual` command
+    line in most of its tests, this start needs that one to work first:
+    a program that never gets ready the usual way fails here at once
+    (without closing anything, since this start is not that one)."""
+    if usual not in (None, command):
+        require(ready(usual))
+    with guard(ready(command)):
+        yield
+
+
 @dataclass
 class Context:
     """What the running test gives the gates: its exercise's book, its
@@ -140,20 +173,22 @@ class Context:
     book: Book
     test: str
     describe: Callable[[GradingFailure], str]
-    servers: dict[int, str] = field(default_factory=dict)
+    servers: dict[int, tuple[str, str | None]] = field(default_factory=dict)  # and its usual
     clients: dict[int, int] = field(default_factory=dict)   # port -> clients connected so far
 
 
-def server_started(port: int, command: str) -> None:
+def server_started(port: int, command: str, usual: str | None = None) -> None:
     """Note that the running test started `command` (its port written as
-    PORT) listening on `port`."""
+    PORT) listening on `port`; `usual` is the suite's usual command line for
+    that script, when this one is another (see server_start)."""
     if _active is not None:
-        _active.servers[port] = command
+        _active.servers[port] = (command, usual if usual != command else None)
 
 
 def server_on(port: int) -> str | None:
     """The command line of the server the running test started on `port`."""
-    return _active.servers.get(port) if _active is not None else None
+    found = _active.servers.get(port) if _active is not None else None
+    return found[0] if found is not None else None
 
 
 def client_connected(port: int) -> int:
@@ -199,6 +234,53 @@ def guard(gate: Gate, closes: bool = True) -> Iterator[None]:
         context.book.record(gate, True, lambda: Closed(context.test, ""))
 
 
+def require(*needed: Gate) -> None:
+    """Fail at once (GateClosed) if one of `needed` closed earlier: a step
+    that needs them, whose own failure would prove nothing about them."""
+    context = _active
+    for gate in needed if context is not None else ():
+        closed = context.book.closed(gate)
+        if closed is not None:
+            raise GateClosed(gate, closed)
+
+
+def settle(gate: Gate, failure: GradingFailure | None) -> None:
+    """Record the verdict of `gate`'s exact step, found by a step that does
+    not raise (a module check returns its outcome): passed if `failure` is
+    None, else closed with that failure's story (unless it passed before)."""
+    context = _active
+    if context is None:
+        return
+    if failure is None:
+        context.book.record(gate, True, lambda: Closed(context.test, ""))
+    else:
+        context.book.record(gate, False, lambda: Closed(context.test, context.describe(failure)))
+
+
+def module_import(module: str) -> Gate:
+    """The gate of a student's module: `import module` finishes, in a
+    fresh interpreter, within its start-up allowance. Every program that
+    imports it needs it."""
+    return Gate(f"import:{module}", f"`import {module}` finishes (it runs nothing that never ends)")
+
+
+def imported_modules(source: str, available: set[str]) -> set[str]:
+    """The names of `available` (the student's module names) that
+    `source` imports, anywhere in it. Unparsable source imports nothing
+    known (its own failure will show)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return set()
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module.split(".")[0])
+    return found & available
+
+
 @contextmanager
 def first_answer(client, kind: str, what: str) -> Iterator[None]:
     """Guard a client's first expected answer from the server the running
@@ -207,11 +289,18 @@ def first_answer(client, kind: str, what: str) -> Iterator[None]:
     a welcome, the echo of a fixed line). It closes only when `client` is
     the server's first client (`client.ordinal == 1`); any client fails at
     once once it closed. A client of a server started some other way runs
-    unguarded."""
-    server = server_on(client.port)
-    if server is None:
+    unguarded. A server started with another command line than its suite's
+    usual one needs the usual one's gate to be open too."""
+    found = _active.servers.get(client.port) if _active is not None else None
+    if found is None:
         yield
         return
-    gate = Gate(f"{kind}:{server}", f"the first client of `python {server}` {what}")
-    with guard(gate, closes=getattr(client, "ordinal", 0) == 1):
+    server, usual = found
+
+    def gate(command: str) -> Gate:
+        return Gate(f"{kind}:{command}", f"the first client of `python {command}` {what}")
+
+    if usual:
+        require(gate(usual))
+    with guard(gate(server), closes=getattr(client, "ordinal", 0) == 1):
         yield

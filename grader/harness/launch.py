@@ -32,7 +32,10 @@ def start_server(spawn: Callable[..., Program], free_port: Callable[[], int], sc
             waits.observed("ready", time.monotonic() - started)
             return program, port
         except GradingFailure:
-            status = program.wait_exit(waits.FINISHING)
+            # A program that could not bind has left: its output has ended.
+            # One still talking after the whole wait is not that program.
+            status = program.wait_exit(waits.FINISHING) if program.wait_for_eof(0) \
+                else program.poll_exit()
             if status is not None and PORT_TAKEN in program.stderr().lower() \
                     and attempt < ATTEMPTS - 1:
                 program.stop()  # a parallel grader took the port: try another

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader.harness import waits
+from grader.harness import gates, waits
 from grader.harness.failure import GradingFailure
 from grader.harness.program import Limits, child_environment, output_lines
 from grader.harness.sandbox import Confinement
@@ -60,8 +60,16 @@ OUTPUT_TAIL_BYTES = 256 << 10
 
 # The script the child runs. The check's source and the result file's path
 # arrive as arguments, so nothing the test writes is pasted into code.
+#
+# It also watches the check (see ModuleRunner): every function and method
+# of the student's modules (the .py files of the working folder) is wrapped
+# when its module is imported, so that each return is a sign of progress. A
+# watchdog thread ends the check when none has come for the allowance: the
+# import's (a slow start-up) while a student's module is being imported, a
+# call's otherwise. A function that never returns costs that allowance, not
+# the run's whole timeout, whatever it does with signals.
 _WRAPPER = r'''
-import ast, json, os, sys, traceback
+import ast, functools, importlib.machinery, json, os, sys, threading, time, traceback, types
 
 def describe_error(exc):
     """A JSON-able summary of an exception (also available to checks)."""
@@ -70,7 +78,20 @@ def describe_error(exc):
             "message": str(exc),
             "traceback": "".join(traceback.format_exception(exc))}
 
+_RESULT_PATH = sys.argv[1]
+_IMPORT_ALLOWANCE, _CALL_ALLOWANCE = float(sys.argv[3]), float(sys.argv[4])
+_HOME = os.path.realpath(os.getcwd()) + os.sep
+_finishing = threading.Lock()
+
+class _progress:
+    last = time.monotonic()     # the last return from the student's code (or the start)
+    importing = 0               # student modules being imported now
+    module = ""                 # the last one whose import began
+    longest = 0.0               # the longest wait between two returns, outside imports
+
 def _finish(payload):
+    _finishing.acquire()        # the check or the watchdog: whichever comes first
+    payload["longest_wait"] = _progress.longest
     with open(_RESULT_PATH, "w", encoding="utf-8") as f:
         json.dump(payload, f)
     try:
@@ -79,7 +100,74 @@ def _finish(payload):
     finally:
         os._exit(0)   # do not wait for threads the student's code left running
 
-_RESULT_PATH = sys.argv[1]
+def _returned():
+    now = time.monotonic()
+    if not _progress.importing:
+        _progress.longest = max(_progress.longest, now - _progress.last)
+    _progress.last = now
+
+def _watched(function):
+    @functools.wraps(function)
+    def watched(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _returned()
+    return watched
+
+def _watch_module(module):
+    for name, value in list(vars(module).items()):
+        if isinstance(value, types.FunctionType) and value.__module__ == module.__name__:
+            setattr(module, name, _watched(value))
+        elif isinstance(value, type) and value.__module__ == module.__name__:
+            for attr, member in list(vars(value).items()):
+                if isinstance(member, types.FunctionType):
+                    setattr(value, attr, _watched(member))
+                elif isinstance(member, (staticmethod, classmethod)) \
+                        and isinstance(member.__func__, types.FunctionType):
+                    setattr(value, attr, type(member)(_watched(member.__func__)))
+
+class _StudentModules:
+    """Finds modules as the path finder does; watches those of the working folder."""
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        spec = importlib.machinery.PathFinder.find_spec(name, path, target)
+        if spec is None or not spec.origin or not hasattr(spec.loader, "exec_module") \
+                or not os.path.realpath(spec.origin).startswith(_HOME):
+            return spec
+        run = spec.loader.exec_module
+        def exec_module(module):
+            _progress.importing += 1
+            _progress.module = module.__name__
+            try:
+                run(module)
+            finally:
+                _progress.importing -= 1
+                _watch_module(module)
+                _progress.last = time.monotonic()   # an import is not a wait between calls
+        spec.loader.exec_module = exec_module
+        return spec
+
+def _stuck_where():
+    frame = sys._current_frames().get(threading.main_thread().ident)
+    for entry in reversed(traceback.extract_stack(frame) if frame is not None else []):
+        if os.path.realpath(entry.filename).startswith(_HOME):
+            return f"{os.path.basename(entry.filename)}, line {entry.lineno}, in {entry.name}"
+    return ""
+
+def _watchdog():
+    while True:
+        time.sleep(0.02)
+        importing = _progress.importing > 0
+        allowance = _IMPORT_ALLOWANCE if importing else _CALL_ALLOWANCE
+        if time.monotonic() - _progress.last > allowance:
+            _finish({"status": "stuck", "importing": _progress.module if importing else "",
+                     "allowance": allowance, "where": _stuck_where()})
+
+if _CALL_ALLOWANCE > 0:
+    sys.meta_path.insert(sys.meta_path.index(importlib.machinery.PathFinder), _StudentModules)
+    threading.Thread(target=_watchdog, name="socklab-watchdog", daemon=True).start()
+
 with open(sys.argv[2], encoding="utf-8") as f:
     _SOURCE = f.read()
 _namespace = {"__name__": "__socklab_check__", "describe_error": describe_error}
@@ -138,6 +226,7 @@ class Outcome:
     stderr: str = ""
     exit_note: str = ""         # for "crashed" / "timed out": what happened to the process
     name: str = "check"
+    stuck_importing: str = ""   # "timed out" inside the import of this student module
 
     @property
     def returned(self) -> bool:
@@ -182,32 +271,59 @@ class ModuleRunner:
     transcript: Transcript
     timeout: float = waits.MODULE_RUN
     limits: Limits = field(default_factory=Limits)
+    # The watchdog's allowances (see _WRAPPER): how long a check may go
+    # without a return from the student's code, while importing it and after.
+    import_wait: float = waits.READY
+    call_wait: float = waits.CALL
     # distributions the check itself imports (shown read-only in the sandbox)
     libraries: tuple[str, ...] = ()
 
     def run(self, source: str, did: str = "", timeout: float | None = None,
-            name: str = "check", note_result: bool = True) -> Outcome:
+            name: str = "check", note_result: bool = True,
+            call_wait: float | None = None) -> Outcome:
         """Run `source` (dedented) in a fresh child process and return how it ended.
 
         The check imports what it needs (`import sockethelpers`) and stores
         its answer in `result`. Its stdout and stderr are kept for the
-        failure message."""
+        failure message. `timeout` bounds the whole run; `call_wait` (a
+        check whose own waits are longer) how long it may go without a
+        return from the student's code."""
         timeout = self.timeout if timeout is None else timeout
+        call_wait = self.call_wait if call_wait is None else call_wait
+        source = textwrap.dedent(source)
+        # A module whose import never ended in an earlier check fails this
+        # one at once (grader.harness.gates).
+        imports = gates.imported_modules(source, student_modules(self.workdir))
+        gates.require(*map(gates.module_import, sorted(imports)))
         folder = Path(tempfile.mkdtemp(prefix="check-", dir=self.workdir.parent))
         try:
             check_path = folder / "check_source.py"
-            check_path.write_text(textwrap.dedent(source), encoding="utf-8")
+            check_path.write_text(source, encoding="utf-8")
             wrapper_path = folder / "check_wrapper.py"
             wrapper_path.write_text(_WRAPPER, encoding="utf-8")
             result_path = folder / "result.json"
             self.transcript.note(name, "ran in a child Python process: " + (did or "a check"))
-            outcome = self._execute(wrapper_path, check_path, result_path, timeout, name)
+            outcome = self._execute(wrapper_path, check_path, result_path, timeout, name,
+                                    call_wait)
         finally:
             _remove_tree(folder)
+        self._settle_imports(imports, outcome, did)
         if note_result or not outcome.returned:
             self.transcript.note(name, outcome.describe().splitlines()[0])
         self.transcript.programs.append(outcome)   # its output goes under a failure message
         return outcome
+
+    def _settle_imports(self, imports: set[str], outcome: "Outcome", did: str) -> None:
+        """A check stopped inside an import closes that module's gate; one
+        that got past its imports opens theirs."""
+        stuck = outcome.stuck_importing
+        if stuck:
+            gates.settle(gates.module_import(stuck), GradingFailure(
+                did=did or "ran a check", expected=f"`import {stuck}` finishes within "
+                f"{self.import_wait:g} s", got=outcome.exit_note))
+        elif outcome.status in ("returned", "raised"):
+            for module in imports:
+                gates.settle(gates.module_import(module), None)
 
     def call(self, module: str, function: str, *args, timeout: float | None = None,
              **kwargs) -> Outcome:
@@ -251,12 +367,12 @@ class ModuleRunner:
     # -- the child process ----------------------------------------------------
 
     def _execute(self, wrapper: Path, check: Path, result_path: Path, timeout: float,
-                 name: str) -> Outcome:
+                 name: str, call_wait: float) -> Outcome:
         # The check's folder holds its result file, so it is writable too.
         confinement = Confinement(self.limits, writable=[self.workdir, result_path.parent],
                                   tty=False, linger=False, libraries=self.libraries)
         argv = confinement.command([sys.executable, "-u", "-s", str(wrapper), str(result_path),
-                                    str(check)])
+                                    str(check), str(self.import_wait), str(call_wait)])
         proc = subprocess.Popen(argv, cwd=self.workdir,
                                 env=confinement.environment(child_environment(self.workdir)),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -299,6 +415,18 @@ class ModuleRunner:
             return Outcome("crashed", stdout=stdout, stderr=stderr, name=name,
                            exit_note=f"the Python process {how} before the check finished "
                                      "(did your code call sys.exit() or os._exit(), or crash?)")
+        waits.observed("module-gap", payload.get("longest_wait", 0.0))
+        if payload.get("status") == "stuck":
+            where = f" ({payload['where']})" if payload.get("where") else ""
+            if payload.get("importing"):
+                note = (f"importing your module took over {payload['allowance']:g} s{where}: "
+                        "does it run something at import time that never ends?")
+            else:
+                note = (f"your code ran for {payload['allowance']:g} s without returning{where}: "
+                        "is it waiting forever, or looping?")
+            return Outcome("timed out", stdout=stdout, stderr=stderr, name=name,
+                           exit_note=note + " The check was stopped there.",
+                           stuck_importing=payload.get("importing") or "")
         value = _read_literal(payload.get("result", "None"))
         error = ErrorInfo.from_dict(payload["error"]) if payload.get("error") else None
         return Outcome(payload.get("status", "crashed"), value=value, error=error,
@@ -379,12 +507,36 @@ def _short(value: Any, limit: int = 300) -> str:
 def _student_frames(traceback_text: str) -> str:
     """The last lines of a traceback, from the student's own code on: the
     wrapper's frames mean nothing to a student."""
-    lines = traceback_text.rstrip().splitlines()
+    lines = _without_watch_frames(traceback_text.rstrip().splitlines())
     for i, line in enumerate(lines):
         if line.lstrip().startswith('File "') and "check_wrapper.py" not in line \
                 and '"<check>"' not in line:
             return "\n".join(["Traceback (most recent call last):"] + lines[i:])
     return "\n".join(lines[-3:]) if len(lines) > 1 else ""
+
+
+def student_modules(workdir: Path) -> set[str]:
+    """The names of the student's modules: the .py files of `workdir`."""
+    try:
+        return {path.stem for path in workdir.glob("*.py")}
+    except OSError:
+        return set()
+
+
+def _without_watch_frames(lines: list[str]) -> list[str]:
+    """A traceback's lines without the frames of the wrapper's watch
+    around each of the student's functions (a frame is two lines)."""
+    kept, skip = [], 0
+    for line in lines:
+        if skip:
+            skip -= 1
+            continue
+        if line.lstrip().startswith('File "') and "check_wrapper.py" in line \
+                and line.rstrip().endswith("in watched"):
+            skip = 1
+            continue
+        kept.append(line)
+    return kept
 
 
 def _kill_group(pid: int) -> None:

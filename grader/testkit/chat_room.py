@@ -42,6 +42,10 @@ class ChatUser:
 class ChatRoom:
     """The users the test has connected to one server, in joining order."""
 
+    # The gate (grader.harness.gates.first_answer) of a freshly started
+    # server's first user: its welcome.
+    WELCOME_GATE = "welcome"
+
     def __init__(self, connect, port: int) -> None:
         self._connect = connect
         self.port = port
@@ -58,7 +62,7 @@ class ChatRoom:
         user already in the room must be told. The welcome of a freshly
         started server's first user is a gate (grader.harness.gates)."""
         client = self._connect(self.port, name=name, **({} if timeout is None else {"timeout": timeout}))
-        with gates.first_answer(client, "welcome", "is welcomed"):
+        with gates.first_answer(client, self.WELCOME_GATE, "is welcomed"):
             match = client.expect_line(WELCOME, did=f"{name} connected to the chat server")
         user = ChatUser(client, int(match.group(1)))
         for other in self.users:

@@ -22,6 +22,7 @@ SPEC = ServerSpec(
     args=lambda port: [port, 100],
     ready=READY,
     engage=lambda client: client.expect_line(WELCOME, did="connected a client"),
+    engage_gate=ChatRoom.WELCOME_GATE,
     bad_args=[[], ["{port}"], ["{port}", "5", "extra"], ["chat", "5"], ["70000", "5"],
               ["{port}", "0"], ["{port}", "-3"], ["{port}", "lots"]],
     converse=chat_conversation,

@@ -53,6 +53,11 @@ class ServerSpec:
     # How to see that the server is busy with a newly connected client (for
     # example: read its welcome line), so signals arrive in a known state.
     engage: Callable | None = None
+    # The gate of that first exchange (grader.harness.gates.first_answer):
+    # the kind of another test kit's gate when engage is the very same
+    # exchange ("welcome": grader.testkit.chat_room's), so that the two
+    # share one verdict.
+    engage_gate: str = "engage"
     # A short conversation, converse(connect, port, rng) -> what happened (in
     # words): clients connect, send, receive, and some leave; a client it
     # leaves connected stays so while the server is measured. With it, the
@@ -73,7 +78,7 @@ def engage(spec: ServerSpec, client) -> None:
     """The spec's first exchange with a new client (when it has one): a
     gate (grader.harness.gates) for the server's first client."""
     if spec.engage is not None:
-        with gates.first_answer(client, "engage", "is served (the test's first exchange)"):
+        with gates.first_answer(client, spec.engage_gate, "is served (the test's first exchange)"):
             spec.engage(client)
 
 
@@ -239,6 +244,9 @@ class ServerRulesTests:
     @pytest.mark.points(3)
     @pytest.mark.task("listen")
     def test_binds_a_port_in_time_wait(self, server_spec, spawn, free_port, connect):
+        # The usual start, on a port in TIME_WAIT: it needs the usual start to work.
+        usual = gates.command_shape(server_spec.script, server_spec.args)
+        gates.require(gates.ready(usual))
         for attempt in range(3):
             port = free_port()
             create_time_wait(port)
@@ -248,6 +256,7 @@ class ServerRulesTests:
                     re.compile(server_spec.ready(port)), timeout=waits.READY,
                     did=f"left port {port} in TIME_WAIT (as a just-restarted server finds it), "
                         f"then ran: {server_spec.command(port)}")
+                gates.server_started(port, f"{usual} (on a port in TIME_WAIT)", usual)
                 prove_serving(connect, port, server_spec)
                 return
             except AssertionError:

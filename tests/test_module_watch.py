@@ -1,0 +1,131 @@
+"""The watch over module checks (grader.harness.module_calls): a student's
+function that never returns, or an import that never ends, stops the
+check after its allowance (waits.CALL, waits.READY) rather than the run's
+whole timeout; a module whose import never ended fails every later check
+and program that imports it at once (grader.harness.gates.module_import)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from grader.harness import gates
+from grader.harness.module_calls import ModuleRunner
+from grader.harness.transcript import Transcript
+from grader.plugin import needs_imports
+
+# Long enough that a test relying on it would hit pytest-timeout (see
+# pyproject.toml): the watchdog must end these checks, not the timeout.
+BACKSTOP = 600
+
+
+def runner_with(tmp_path: Path, **modules: str) -> ModuleRunner:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    for name, source in modules.items():
+        (workdir / f"{name}.py").write_text(textwrap.dedent(source), encoding="utf-8")
+    return ModuleRunner(workdir, Transcript(), timeout=BACKSTOP)
+
+
+@pytest.mark.timeout(60)
+def test_a_function_that_never_returns_is_stopped_and_named(tmp_path):
+    checks = runner_with(tmp_path, loops="""
+        def spin(n):
+            while True:
+                n += 1
+    """)
+    outcome = checks.call("loops", "spin", 1)
+    assert outcome.status == "timed out", outcome
+    assert "ran for 0.6 s without returning (loops.py, line 3, in spin)" in outcome.exit_note, \
+        outcome.exit_note
+    assert outcome.stuck_importing == ""
+
+
+@pytest.mark.timeout(60)
+def test_an_import_that_never_ends_is_stopped_whatever_it_does_with_signals(tmp_path):
+    checks = runner_with(tmp_path, stubborn="""
+        import signal
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        while True:
+            pass
+    """)
+    outcome = checks.run("import stubborn\nresult = 1")
+    assert outcome.status == "timed out" and outcome.stuck_importing == "stubborn", outcome
+    assert "importing your module took over 3 s (stubborn.py, line 5" in outcome.exit_note
+
+
+def test_calls_that_keep_returning_may_take_longer_than_one_allowance(tmp_path):
+    """Progress is a return from any of the student's functions or methods
+    (static and class methods too): a check of many quick calls runs on."""
+    checks = runner_with(tmp_path, quick="""
+        import time
+
+        def nap():
+            time.sleep(0.05)
+            return "ok"
+
+        class Box:
+            def nap(self):
+                return nap()
+
+            @staticmethod
+            def still():
+                time.sleep(0.05)
+                return 1
+
+            @classmethod
+            def build(cls):
+                time.sleep(0.05)
+                return cls()
+    """)
+    outcome = checks.run("""
+        import time, quick
+        began = time.monotonic()
+        result = []
+        while time.monotonic() - began < 1.5:
+            result += [quick.Box.build().nap(), quick.Box.still()]
+        result = sorted(set(result), key=str)
+    """)
+    assert outcome.returned, outcome
+    assert outcome.value == [1, "ok"]
+
+
+def test_the_watch_leaves_no_trace_in_a_students_traceback(tmp_path):
+    checks = runner_with(tmp_path, broken="""
+        def outer():
+            return inner()
+
+        def inner():
+            raise KeyError("gone")
+    """)
+    outcome = checks.call("broken", "outer")
+    assert outcome.raised("KeyError"), outcome
+    shown = outcome.describe()
+    assert "broken.py" in shown and "in inner" in shown and "check_wrapper" not in shown, shown
+
+
+@pytest.fixture
+def gate_book():
+    book = gates.Book()
+    gates.activate(gates.Context(book=book, test="test_first", describe=lambda exc: exc.got))
+    yield book
+    gates.activate(None)
+
+
+@pytest.mark.timeout(60)
+def test_a_module_whose_import_never_ended_fails_later_checks_and_programs_at_once(
+        tmp_path, gate_book):
+    checks = runner_with(tmp_path, helpers="while True:\n    pass\n", other="VALUE = 1\n",
+                         client="import helpers\nprint('never')\n")
+    first = checks.run("import helpers\nresult = 1", did="imported helpers")
+    assert first.stuck_importing == "helpers"
+    with pytest.raises(gates.GateClosed) as closed:
+        checks.run("import other, helpers\nresult = 2")
+    assert "`import helpers` finishes" in closed.value.render() and "test_first" in closed.value.render()
+    with pytest.raises(gates.GateClosed):
+        needs_imports(checks.workdir, "client.py")
+    assert checks.run("import other\nresult = other.VALUE").value == 1, \
+        "a check that does not import it runs"
