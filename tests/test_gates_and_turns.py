@@ -28,10 +28,10 @@ def context(book: gates.Book, test: str) -> gates.Context:
     return gates.Context(book=book, test=test, describe=lambda exc: f"story of {test}: {exc.got}")
 
 
-def run_step(gate: gates.Gate, fails: bool, closes: bool = True) -> str:
-    """Run one guarded step; what happened to it."""
+def attempt(guarded, fails: bool) -> str:
+    """Run one step under `guarded` (a gates context manager); what happened to it."""
     try:
-        with gates.guard(gate, closes=closes):
+        with guarded:
             if fails:
                 raise GradingFailure("did", "expected", "nothing came")
     except gates.GateClosed as closed:
@@ -39,6 +39,10 @@ def run_step(gate: gates.Gate, fails: bool, closes: bool = True) -> str:
     except GradingFailure:
         return "failed"
     return "passed"
+
+
+def run_step(gate: gates.Gate, fails: bool, closes: bool = True) -> str:
+    return attempt(gates.guard(gate, closes=closes), fails)
 
 
 @pytest.fixture
@@ -103,16 +107,7 @@ def test_workers_sharing_a_folder_share_each_gates_first_verdict(tmp_path):
 
 
 def start_step(command: str, usual: str | None, fails: bool) -> str:
-    """A server's start (gates.server_start); what happened to it."""
-    try:
-        with gates.server_start(command, usual):
-            if fails:
-                raise GradingFailure("did", "expected", "no ready line")
-    except gates.GateClosed as closed:
-        return "failed at once: " + closed.render()
-    except GradingFailure:
-        return "failed"
-    return "passed"
+    return attempt(gates.server_start(command, usual), fails)
 
 
 def test_a_start_with_other_arguments_needs_the_usual_start_to_work(book):
@@ -141,15 +136,7 @@ class FakeClient:
 
 
 def answer_step(client: FakeClient, fails: bool) -> str:
-    try:
-        with gates.first_answer(client, "welcome", "is welcomed"):
-            if fails:
-                raise GradingFailure("did", "a welcome", "nothing came")
-    except gates.GateClosed as closed:
-        return "failed at once: " + closed.render()
-    except GradingFailure:
-        return "failed"
-    return "passed"
+    return attempt(gates.first_answer(client, "welcome", "is welcomed"), fails)
 
 
 def test_a_server_started_with_other_arguments_needs_the_usual_first_answer(book):
