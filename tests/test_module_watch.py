@@ -57,6 +57,15 @@ def test_an_import_that_never_ends_is_stopped_whatever_it_does_with_signals(tmp_
     assert "importing your module took over 3 s (stubborn.py, line 5" in outcome.exit_note
 
 
+@pytest.mark.timeout(60)
+def test_an_import_stuck_after_importing_another_module_is_named_right(tmp_path):
+    checks = runner_with(tmp_path, inner="VALUE = 1\n",
+                         outer="import inner\nwhile True:\n    pass\n")
+    outcome = checks.run("import outer\nresult = 1")
+    assert outcome.stuck_importing == "outer", outcome
+    assert "(outer.py, line 2, in <module>)" in outcome.exit_note, outcome.exit_note
+
+
 def test_calls_that_keep_returning_may_take_longer_than_one_allowance(tmp_path):
     """Progress is a return from any of the student's functions or methods
     (static and class methods too): a check of many quick calls runs on."""

@@ -85,8 +85,7 @@ _finishing = threading.Lock()
 
 class _progress:
     last = time.monotonic()     # the last return from the student's code (or the start)
-    importing = 0               # student modules being imported now
-    module = ""                 # the last one whose import began
+    importing = []              # the student modules being imported now, innermost last
     longest = 0.0               # the longest wait between two returns, outside imports
 
 def _finish(payload):
@@ -137,12 +136,11 @@ class _StudentModules:
             return spec
         run = spec.loader.exec_module
         def exec_module(module):
-            _progress.importing += 1
-            _progress.module = module.__name__
+            _progress.importing.append(module.__name__)
             try:
                 run(module)
             finally:
-                _progress.importing -= 1
+                _progress.importing.pop()
                 _watch_module(module)
                 _progress.last = time.monotonic()   # an import is not a wait between calls
         spec.loader.exec_module = exec_module
@@ -158,10 +156,10 @@ def _stuck_where():
 def _watchdog():
     while True:
         time.sleep(0.02)
-        importing = _progress.importing > 0
+        importing = _progress.importing[-1] if _progress.importing else ""
         allowance = _IMPORT_ALLOWANCE if importing else _CALL_ALLOWANCE
         if time.monotonic() - _progress.last > allowance:
-            _finish({"status": "stuck", "importing": _progress.module if importing else "",
+            _finish({"status": "stuck", "importing": importing,
                      "allowance": allowance, "where": _stuck_where()})
 
 if _CALL_ALLOWANCE > 0:
