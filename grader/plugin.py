@@ -359,14 +359,14 @@ def start_server(spawn, free_port, request: pytest.FixtureRequest):
     once it failed, every later start of the same command fails at once,
     and so does every start of the same script with other arguments when
     the suite's usual command line (its ServerSpec's) is the one that failed."""
-    def start(script, args, ready, name="server", timeout=None):
-        command = gates.command_shape(script, args)
-        usual = usual_command(request.module, script)
-        with gates.server_start(command, usual):
-            program, port = _start_server(spawn, free_port, script, args, ready, name=name,
-                                          timeout=waits.READY if timeout is None else timeout)
-        gates.server_started(port, command, usual)
-        return program, port
+    def start(script, args, ready, name="server", timeout=None, usual=None):
+        # `usual`: the usual command line of the server that `script` runs,
+        # when it is a launcher around the student's (default: the suite's
+        # own usual command line for `script`, see usual_command).
+        return _start_server(spawn, free_port, script, args, ready, name=name,
+                             timeout=waits.READY if timeout is None else timeout,
+                             command=gates.command_shape(script, args),
+                             usual=usual or usual_command(request.module, script))
     return start
 
 
@@ -415,7 +415,7 @@ def connect(transcript: Transcript):
                 expected="the connection is accepted: the server listens on that port",
                 got=f"the connection failed: {exc.strerror or exc}. A ready line printed "
                     "before listen(), or no socket at all, looks like this.") from None
-        client.ordinal = gates.client_connected(port)
+        client.ordinal = gates.client_connected(port, client.sock.getsockname()[1])
         clients.append(client)
         return client
 
@@ -431,6 +431,10 @@ VERDICT = "socklab_verdict"     # a report's user property: it failed on a Gradi
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    if call.when == "call":     # did each server accept its first client? (a gate)
+        failed = call.excinfo.value if call.excinfo is not None else None
+        gates.settle_accepts(failed if isinstance(failed, GradingFailure) else None,
+                             patience=waits.REPLY)
     report = yield
     if report.failed and call.excinfo is not None and isinstance(call.excinfo.value, GradingFailure):
         report.longrepr = _render(item, call.excinfo.value)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
+import struct
 import subprocess
 import sys
 import textwrap
@@ -17,6 +19,7 @@ import pytest
 from grader.course import manifest
 from grader.grading.grade_exercise import pytest_environment
 from grader.harness import gates, turns
+from grader.harness.accept_queue import ACCEPTED, WAITING, accept_state
 from grader.harness.failure import GradingFailure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -166,6 +169,92 @@ def test_the_usual_command_is_the_suites_one_server_spec_for_that_script():
     assert usual_command(module, "nope.py") is None
     two = SimpleNamespace(A=spec, B=ServerSpec("chat.py", lambda port: [port, 3], lambda port: "r"))
     assert usual_command(two, "chat.py") is None, "two usual command lines: none is the usual one"
+
+
+@pytest.fixture
+def listener():
+    """A listening socket that accepts nothing unless the test says so."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4)
+    opened = [sock]
+    yield sock, opened
+    for each in opened:
+        each.close()
+
+
+def connect_to(listener) -> tuple[int, int]:
+    sock, opened = listener
+    client = socket.create_connection(sock.getsockname())
+    opened.append(client)
+    return sock.getsockname()[1], client.getsockname()[1]
+
+
+def test_the_kernel_tells_a_connection_waiting_in_the_queue_from_an_accepted_one(listener):
+    port, client_port = connect_to(listener)
+    assert accept_state(port, client_port) == WAITING
+    accepted, _ = listener[0].accept()
+    listener[1].append(accepted)
+    assert accept_state(port, client_port) == ACCEPTED
+    assert accept_state(port, 1) is None, "a connection the kernel does not list"
+
+
+def test_a_first_client_left_waiting_in_a_failed_test_closes_its_servers_accepts_gate(
+        book, listener):
+    port, client_port = connect_to(listener)
+    gates.activate(context(book, "test_one"))
+    gates.server_started(port, "srv.py PORT")
+    gates.client_connected(port, client_port)
+    failure = GradingFailure("sent a line", "its echo", "nothing came")
+    gates.settle_accepts(failure, patience=0.0)
+    assert "never accepted this test's first connection" in failure.got, failure.got
+    gates.activate(context(book, "test_two"))
+    gates.server_started(port + 1, "srv.py PORT")
+    with pytest.raises(gates.GateClosed) as closed:
+        gates.needs_accepted(port + 1)
+    assert "accepts its first client's connection" in closed.value.render()
+    assert "story of test_one" in closed.value.render()
+    gates.server_started(port + 2, "other.py PORT")
+    gates.needs_accepted(port + 2)      # another command line: its own gate
+
+
+def test_a_first_client_closed_before_the_verdict_is_judged_as_it_was_when_it_closed(
+        book, listener):
+    port, client_port = connect_to(listener)
+    gates.activate(context(book, "test_one"))
+    gates.server_started(port, "srv.py PORT")
+    gates.client_connected(port, client_port)
+    client = listener[1][-1]
+    gates.client_closing(port, client)      # the test resets its clients in a `finally`
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.close()
+    assert accept_state(port, client_port) is None, "gone from the kernel's tables"
+    gates.settle_accepts(GradingFailure("sent", "an answer", "none"), patience=0.0)
+    gates.activate(context(book, "test_two"))
+    gates.server_started(port + 1, "srv.py PORT")
+    with pytest.raises(gates.GateClosed):
+        gates.needs_accepted(port + 1)
+
+
+def test_an_accepted_first_client_opens_the_gate_and_a_short_wait_closes_nothing(
+        book, listener):
+    port, client_port = connect_to(listener)
+    gates.activate(context(book, "test_one"))
+    gates.server_started(port, "srv.py PORT")
+    gates.client_connected(port, client_port)
+    failure = GradingFailure("sent a line", "its echo", "nothing came")
+    gates.settle_accepts(failure, patience=60.0)    # waited less than that: no verdict
+    assert "never accepted" in failure.got, "the student still reads why"
+    gates.needs_accepted(port)
+    accepted, _ = listener[0].accept()
+    listener[1].append(accepted)
+    gates.settle_accepts(None, patience=0.0)        # accepted: the gate passed
+    port2, client_port2 = connect_to(listener)
+    gates.activate(context(book, "test_two"))
+    gates.server_started(port2, "srv.py PORT")
+    gates.client_connected(port2, client_port2)
+    gates.settle_accepts(GradingFailure("a", "b", "c"), patience=0.0)
+    gates.needs_accepted(port2)         # it passed once: a later failure is that test's own
 
 
 def test_outside_a_test_a_guard_only_runs_the_step():

@@ -31,7 +31,9 @@ def start_with_soft_limit(spawn, free_port, soft):
     def spawn_low(script, *args, name="server"):
         return spawn(script, *args, name=name, limits=Limits(open_files=soft))
 
-    return launch.start_server(spawn_low, free_port, SCRIPT, lambda p: [p], lambda p: READY)
+    return launch.start_server(spawn_low, free_port, SCRIPT, lambda p: [p], lambda p: READY,
+                               command=launch.with_lowered_limits(f"{SCRIPT} PORT"),
+                               usual=f"{SCRIPT} PORT")
 
 
 @pytest.mark.points(3)

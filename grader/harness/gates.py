@@ -30,7 +30,11 @@ first (every conversation starts with a first client), but its own failure
 proves nothing about the gate. A step may also need a gate it is not
 the step of (`require`): a start with other arguments needs the suite's
 usual start to work (`server_start`); a program needs the import of every
-student's module it imports (`module_import`)."""
+student's module it imports (`module_import`); a client's first wait for
+data needs its server to have accepted a first client (`accepts`, whose
+verdict comes from the kernel's listen queue when a test ends:
+grader.harness.accept_queue); an exchange of its own needs the fixed
+first exchange of the same kind (`needs_answer`)."""
 
 from __future__ import annotations
 
@@ -39,11 +43,13 @@ import hashlib
 import json
 import os
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+from grader.harness.accept_queue import ACCEPTED, WAITING, accept_state
 from grader.harness.failure import GradingFailure
 
 
@@ -153,11 +159,12 @@ def ready(command: str) -> Gate:
 
 @contextmanager
 def server_start(command: str, usual: str | None = None) -> Iterator[None]:
-    """Guard a server's start with `command`, waiting for its ready line.
-    When the suite starts the same script with another, `usual` command
-    line in most of its tests, this start needs that one to work first:
-    a program that never gets ready the usual way fails here at once
-    (without closing anything, since this start is not that one)."""
+    """Guard a program's start with `command`, waiting for its ready line
+    (a server's listening line, a client's first line). When the suite
+    starts the same script with another, `usual` command line in most of
+    its tests, this start needs that one to work first: a program that
+    never gets ready the usual way fails here at once (without closing
+    anything, since this start is not that one)."""
     if usual not in (None, command):
         require(ready(usual))
     with guard(ready(command)):
@@ -175,6 +182,10 @@ class Context:
     describe: Callable[[GradingFailure], str]
     servers: dict[int, tuple[str, str | None]] = field(default_factory=dict)  # and its usual
     clients: dict[int, int] = field(default_factory=dict)   # port -> clients connected so far
+    # port -> (the local port of that server's first client, when it connected)
+    first_clients: dict[int, tuple[int, float]] = field(default_factory=dict)
+    # port -> (its first client's accept state, when seen): seen as it closed
+    first_seen: dict[int, tuple[str | None, float]] = field(default_factory=dict)
 
 
 def server_started(port: int, command: str, usual: str | None = None) -> None:
@@ -191,13 +202,77 @@ def server_on(port: int) -> str | None:
     return found[0] if found is not None else None
 
 
-def client_connected(port: int) -> int:
-    """Count a client the running test connected to `port`: 1 for the
-    first client of the server there, 2 for the next... (0 outside a test)."""
+def client_connected(port: int, client_port: int | None = None) -> int:
+    """Count a client the running test connected to `port` (from the local
+    `client_port`, if known): 1 for the first client of the server there,
+    2 for the next... (0 outside a test)."""
     if _active is None:
         return 0
     _active.clients[port] = _active.clients.get(port, 0) + 1
+    if _active.clients[port] == 1 and client_port is not None and port in _active.servers:
+        _active.first_clients[port] = (client_port, time.monotonic())
     return _active.clients[port]
+
+
+def client_closing(port: int, sock) -> None:
+    """The client socket `sock` connected to `port` is about to close: if it
+    is that server's first client, note whether the server had accepted it
+    (once closed, the kernel no longer says; see settle_accepts)."""
+    if _active is None or port not in _active.first_clients or port in _active.first_seen:
+        return
+    try:
+        client_port = sock.getsockname()[1]
+    except (OSError, IndexError):
+        return
+    if _active.first_clients[port][0] == client_port:
+        _active.first_seen[port] = (accept_state(port, client_port), time.monotonic())
+
+
+def accepts(command: str) -> Gate:
+    """The gate of a server's first client: `command` (a command_shape)
+    accepts its connection."""
+    return Gate(f"accepts:{command}",
+                f"`python {command}` accepts its first client's connection (calls accept())")
+
+
+def needs_accepted(port: int) -> None:
+    """A client of the server the running test started on `port` waits for
+    its first data: it fails at once if that command line (or the suite's
+    usual one) never accepted its first client in an earlier test. (Only a
+    wait for data: a server sends nothing on a connection it never took,
+    while a test that only connects, or only reads the server's output,
+    may pass without an accept.)"""
+    found = _active.servers.get(port) if _active is not None else None
+    if found is not None:
+        require(*(accepts(command) for command in found if command))
+
+
+def settle_accepts(failure: GradingFailure | None, patience: float) -> None:
+    """At the end of the running test, ask the kernel whether each server
+    it started accepted its first client (grader.harness.accept_queue).
+    One that did opens its `accepts` gate. One whose first client is still
+    waiting to be accepted gets a line in the test's `failure` (if it
+    failed on the program), and closes the gate if the client had waited
+    `patience` seconds: the failure is what a server that never calls
+    accept() causes, and every later client of it would meet the same."""
+    context = _active
+    if context is None:
+        return
+    for port, (client_port, connected) in context.first_clients.items():
+        state, seen = context.first_seen.get(port) or (accept_state(port, client_port),
+                                                       time.monotonic())
+        command = context.servers[port][0]
+        if state == ACCEPTED:
+            context.book.record(accepts(command), True, lambda: Closed(context.test, ""))
+        elif state == WAITING and failure is not None and not isinstance(failure, GateClosed):
+            waited = seen - connected
+            failure.got = (failure.got.rstrip() + f"\n(The server never accepted this test's "
+                           f"first connection: {waited:.1f} s after the client connected, the "
+                           "connection was still waiting in the listening socket's queue. Is "
+                           "accept() called?)")
+            if waited >= patience:
+                context.book.record(accepts(command), False,
+                                    lambda: Closed(context.test, context.describe(failure)))
 
 
 _active: Context | None = None
@@ -257,6 +332,13 @@ def settle(gate: Gate, failure: GradingFailure | None) -> None:
         context.book.record(gate, False, lambda: Closed(context.test, context.describe(failure)))
 
 
+def sends(command: str) -> Gate:
+    """The gate of a client's message: `command` (a command_shape) sends
+    the line typed at its prompt to the test's server."""
+    return Gate(f"sends:{command}",
+                f"`python {command}` sends the line typed at its prompt to the server")
+
+
 def module_import(module: str) -> Gate:
     """The gate of a student's module: `import module` finishes, in a
     fresh interpreter, within its start-up allowance. Every program that
@@ -296,11 +378,22 @@ def first_answer(client, kind: str, what: str) -> Iterator[None]:
         yield
         return
     server, usual = found
-
-    def gate(command: str) -> Gate:
-        return Gate(f"{kind}:{command}", f"the first client of `python {command}` {what}")
-
     if usual:
-        require(gate(usual))
-    with guard(gate(server), closes=getattr(client, "ordinal", 0) == 1):
+        require(answer(kind, usual, what))
+    with guard(answer(kind, server, what), closes=getattr(client, "ordinal", 0) == 1):
         yield
+
+
+def needs_answer(client, kind: str, what: str) -> None:
+    """Fail at once if the server `client` talks to (or its suite's usual
+    command line) closed the gate of its first client's `kind` answer (see
+    first_answer): a step that needs that exchange to work, such as another
+    exchange of the same kind, whose own failure proves nothing about it."""
+    found = _active.servers.get(client.port) if _active is not None else None
+    if found is not None:
+        require(*(answer(kind, command, what) for command in found if command))
+
+
+def answer(kind: str, command: str, what: str) -> Gate:
+    """The gate of the first client's `kind` answer from `command` (see first_answer)."""
+    return Gate(f"{kind}:{command}", f"the first client of `python {command}` {what}")

@@ -7,7 +7,7 @@ import re
 import time
 from typing import Callable
 
-from grader.harness import waits
+from grader.harness import gates, waits
 from grader.harness.failure import GradingFailure
 from grader.harness.program import Program
 
@@ -15,11 +15,34 @@ PORT_TAKEN = "address already in use"
 ATTEMPTS = 4
 
 
+def with_lowered_limits(command: str) -> str:
+    """The name of `command`'s starts with lowered resource limits, for the
+    gates: one name whatever the limits (see start_server's `command`)."""
+    return f"{command}, its descriptor limits lowered"
+
+
 def start_server(spawn: Callable[..., Program], free_port: Callable[[], int], script: str,
                  args: Callable[[int], list], ready: Callable[[int], str],
-                 name: str = "server", timeout: float = waits.READY) -> tuple[Program, int]:
+                 name: str = "server", timeout: float = waits.READY,
+                 command: str | None = None, usual: str | None = None) -> tuple[Program, int]:
     """Spawn `script` with `args(port)` until it prints a line matching
-    `ready(port)` (a regex). Returns the program and its port."""
+    `ready(port)` (a regex). Returns the program and its port. With
+    `command` (its gates.command_shape, or a name for a start the usual
+    command line makes in other conditions, such as lowered limits), the
+    start is guarded by its ready gate and needs the `usual` one's
+    (grader.harness.gates.server_start), and the server is noted for its
+    clients' gates."""
+    if command is None:
+        return _start(spawn, free_port, script, args, ready, name, timeout)
+    with gates.server_start(command, usual):
+        program, port = _start(spawn, free_port, script, args, ready, name, timeout)
+    gates.server_started(port, command, usual)
+    return program, port
+
+
+def _start(spawn: Callable[..., Program], free_port: Callable[[], int], script: str,
+           args: Callable[[int], list], ready: Callable[[int], str],
+           name: str, timeout: float) -> tuple[Program, int]:
     for attempt in range(ATTEMPTS):
         port = free_port()
         started = time.monotonic()

@@ -42,7 +42,7 @@ import struct
 import time
 from typing import Callable
 
-from grader.harness import waits
+from grader.harness import gates, waits
 from grader.harness.failure import GradingFailure
 from grader.harness.transcript import Transcript
 
@@ -97,6 +97,7 @@ class Crowd:
         self.poller = select.poll()
         self.members: list[Member] = []
         self._by_fd: dict[int, Member] = {}
+        self._waited = False    # whether it has waited for data yet (see pump)
 
     # -- connections ----------------------------------------------------------
 
@@ -104,12 +105,7 @@ class Crowd:
         """One more member (a blocking connect, then non-blocking I/O)."""
         sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
         sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        member = Member(self, sock, name or f"{self.name}[{len(self.members)}]")
-        self.members.append(member)
-        self._by_fd[member.fd] = member
-        self.poller.register(member.fd, select.POLLIN)
-        return member
+        return _adopt(self, sock, name)
 
     def join(self, count: int, ready: Callable[[Member], bool], window: int = 8,
              timeout: float = waits.CROWD, did: str = "",
@@ -157,6 +153,8 @@ class Crowd:
         """Close one member's connection (with a reset if asked)."""
         if member.closed:
             return
+        if member is self.members[0]:
+            gates.client_closing(self.port, member.sock)
         if reset:
             member.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         try:
@@ -192,6 +190,9 @@ class Crowd:
         """Read whatever has arrived (waiting up to `timeout` seconds for
         the first byte), from every member or only those `among`. Returns
         how many sockets had something."""
+        if timeout > 0 and not self._waited:    # a server that never accepts sends nothing
+            self._waited = True
+            gates.needs_accepted(self.port)
         if among is None:
             poller = self.poller
         else:
@@ -420,10 +421,13 @@ def _open_batch(crowd: Crowd, target: tuple[str, int], want: int, before: int, p
     return opened, shortfall, None
 
 
-def _adopt(crowd: Crowd, sock: socket.socket) -> Member:
-    """Make a connected non-blocking socket a member of `crowd`."""
+def _adopt(crowd: Crowd, sock: socket.socket, name: str | None = None) -> Member:
+    """Make a connected non-blocking socket a member of `crowd` (counted
+    as a client of its server: see grader.harness.gates.client_connected)."""
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    member = Member(crowd, sock, f"{crowd.name}[{len(crowd.members)}]")
+    member = Member(crowd, sock, name or f"{crowd.name}[{len(crowd.members)}]")
+    if not crowd.members:
+        gates.client_connected(crowd.port, sock.getsockname()[1])
     crowd.members.append(member)
     crowd._by_fd[member.fd] = member
     crowd.poller.register(member.fd, select.POLLIN)

@@ -33,7 +33,8 @@ from typing import Callable
 
 import pytest
 
-from grader.harness import waits
+from grader.harness import gates, waits
+from grader.harness.failure import GradingFailure
 from grader.harness.transcript import Transcript
 
 ATTEMPTS = 4            # fresh ports to try when a parallel grader took one
@@ -41,6 +42,15 @@ ATTEMPTS = 4            # fresh ports to try when a parallel grader took one
 # then for the close: each happens within the client's whole run.
 ACCEPT_TIMEOUT = waits.CLIENT_RUN
 READ_TIMEOUT = waits.CLIENT_RUN
+
+
+def expect_first_line(program, command: str, line: str, did: str,
+                      usual: str | None = None) -> None:
+    """A client's first line (`line`, exactly) is its ready line: a gate
+    (grader.harness.gates) for its command line `command` (a
+    gates.command_shape), which needs the suite's `usual` one too."""
+    with gates.server_start(command, usual):
+        program.expect_line(line, literal=True, did=did, timeout=waits.READY)
 
 
 class OneShotServer:
@@ -64,6 +74,7 @@ class OneShotServer:
         self.replied = False
         self.error: str | None = None           # a problem in the server thread itself
         self._accepted = threading.Event()
+        self._message = threading.Event()       # the message arrived, or never will
         self._done = threading.Event()
         self._stop = threading.Event()
         shown = f"[{self.host}]" if ":" in self.host else self.host
@@ -80,6 +91,34 @@ class OneShotServer:
 
     def wait_accepted(self, timeout: float) -> bool:
         return self._accepted.wait(timeout)
+
+    def wait_message(self, timeout: float) -> bool:
+        """Wait until the `expect` bytes of the message arrived. True if they did."""
+        self._message.wait(timeout)
+        return self.message_complete
+
+    def needs_message(self, command: str, usual: str | None = None) -> None:
+        """For a test that needs its client to send the typed line: fail at
+        once if `command` (or the suite's `usual` command line) never did
+        in an earlier test (see expect_message)."""
+        gates.require(*(gates.sends(c) for c in dict.fromkeys((usual, command)) if c))
+
+    def expect_message(self, command: str, did: str, within: float,
+                       usual: str | None = None) -> None:
+        """The client started as `command` sends its message (the `expect`
+        bytes) within `within` seconds of its line being typed: a gate for
+        that command line, which needs the `usual` one's too. Once it
+        arrived, the reply is on its way: the client's answer to it is a
+        reply away, whatever its start-up took."""
+        if usual not in (None, command):
+            gates.require(gates.sends(usual))
+        with gates.guard(gates.sends(command)):
+            if not self.wait_message(within):
+                what = (f"it received {len(self.received)} bytes: {self.received!r}"
+                        if self.accepted else "the client never connected")
+                raise GradingFailure(
+                    did=did, expected=f"the server receives the {self.expect} bytes of the typed "
+                    f"line within {within:g} s", got=f"{what}, within {within:g} s")
 
     def wait_done(self, timeout: float) -> bool:
         """Wait until the conversation is over (the client closed, or the
@@ -122,6 +161,7 @@ class OneShotServer:
                 self._listener.close()
             except OSError:
                 pass
+            self._message.set()
             self._done.set()
 
     def _accept(self) -> socket.socket | None:
@@ -162,6 +202,7 @@ class OneShotServer:
             if not chunk:
                 return
         self.message_complete = True
+        self._message.set()
 
     def _read_until_close(self, conn: socket.socket) -> None:
         deadline = time.monotonic() + READ_TIMEOUT

@@ -13,7 +13,7 @@ import socket
 import struct
 import time
 
-from grader.harness import waits
+from grader.harness import gates, waits
 from grader.harness.failure import GradingFailure
 from grader.harness.transcript import Transcript
 
@@ -34,6 +34,7 @@ class LineClient:
         self.eof = False
         self.closed = False
         self.ordinal = 0        # the how-manieth client of its server (see gates.client_connected)
+        self._waited = False    # whether it has waited for data yet (see _fill)
         if sock is None:
             sock = socket.create_connection((host, port), timeout=timeout)
         self.sock = sock
@@ -89,6 +90,8 @@ class LineClient:
             if note:
                 self.transcript.note(self.name, "closed the connection")
             self.closed = True
+            if self.sock.family in (socket.AF_INET, socket.AF_INET6):
+                gates.client_closing(self.port, self.sock)
             self.sock.close()
 
     # -- receiving ------------------------------------------------------------
@@ -97,6 +100,9 @@ class LineClient:
         """Read whatever has arrived; False if nothing came before the deadline."""
         if self.eof:
             return False
+        if not self._waited:    # a server that never accepts sends nothing: a gate
+            self._waited = True
+            gates.needs_accepted(self.port)
         if not _wait(self.sock, select.POLLIN, deadline):
             return False
         try:

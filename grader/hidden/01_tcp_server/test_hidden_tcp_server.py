@@ -10,12 +10,12 @@ import time
 import psutil
 import pytest
 
-from grader.harness import waits
+from grader.harness import gates, waits
 from grader.harness.failure import GradingFailure, check, fail
 from grader.testkit import textgen
 from grader.testkit.line_client import echo_exchange
 from grader.testkit.suites.server_rules import (TRACEBACK, ServerRulesTests, ServerSpec, engage,
-                                                expect_clean_exit)
+                                                expect_clean_exit, needs_engaged)
 
 SPEC = ServerSpec(
     script="tcp_server.py",
@@ -45,6 +45,15 @@ def echoed(client):
     SPEC.engage, the same exchange every time, so for the first client of
     a server it is a gate (grader.harness.gates)."""
     engage(SPEC, client)
+
+
+def echo_client(connect, port: int):
+    """A first client for a test that needs the server's echo: once the
+    fixed line of `echoed` went unanswered in an earlier test, it fails at
+    once rather than wait for an echo of its own."""
+    client = connect(port, name="client")
+    needs_engaged(SPEC, client)
+    return client
 
 
 # -- helpers for the tests that fill every buffer ------------------------------
@@ -154,6 +163,7 @@ def test_exits_on_sigint_while_waiting_for_a_client(server):
 def test_greets_the_client_by_address(server, connect):
     program, port = server
     connect(port, name="client")
+    gates.needs_accepted(port)      # the address comes from accept()
     greeted(program)
 
 
@@ -161,7 +171,7 @@ def test_greets_the_client_by_address(server, connect):
 @pytest.mark.task(2)
 def test_echoes_a_chunk_exactly(server, connect, rng):
     program, port = server
-    client = connect(port, name="client")
+    client = echo_client(connect, port)
     data = (textgen.message(rng) + "\n").encode()
     client.send_raw(data)
     back = client.read_bytes(len(data))
@@ -176,7 +186,6 @@ def test_logs_each_received_message(server, connect, rng):
     for _ in range(3):
         text = textgen.message(rng)
         client.send_line(text)
-        client.read_bytes(len(text.encode()) + 1)
         program.expect_line(f"[server] received message from client 127.0.0.1: {text}",
                             literal=True, did=f"sent the line {text!r}")
 
@@ -187,11 +196,11 @@ def test_logs_a_telnet_line_without_its_line_ending(start_server, workdir, conne
     (workdir / "raw_stdout.py").write_text(RAW_STDOUT)
     program, port = start_server(
         "raw_stdout.py", lambda port: [SPEC.script, port],
-        lambda port: rf"b'\[server\] listening on 0\.0\.0\.0:{port}")
+        lambda port: rf"b'\[server\] listening on 0\.0\.0\.0:{port}",
+        usual=gates.command_shape(SPEC.script, SPEC.args))   # the same server, in a launcher
     client = connect(port, name="client")
     text = textgen.message(rng)
     client.send_line(text, ending="\r\n")
-    client.read_bytes(len(text.encode()) + 2)
     expected = f"[server] received message from client 127.0.0.1: {text}\n".encode()
     try:
         program.expect_line(
@@ -213,7 +222,6 @@ def test_logs_bad_bytes_as_replacement_characters(server, connect, rng):
     tag = f"#{rng.randrange(16**6):06x}"
     data = b"caf\xe9 na\xefve \xff\xfe ok " + tag.encode() + b"\n"
     client.send_raw(data)
-    client.read_bytes(len(data))
     program.expect_line(
         f"[server] received message from client 127.0.0.1: caf\ufffd na\ufffdve \ufffd\ufffd ok {tag}",
         literal=True,
@@ -224,7 +232,7 @@ def test_logs_bad_bytes_as_replacement_characters(server, connect, rng):
 @pytest.mark.task(2)
 def test_echoes_many_messages_in_turn(server, connect, rng):
     program, port = server
-    client = connect(port, name="client")
+    client = echo_client(connect, port)
     for i in range(rng.randint(5, 10)):
         data = f"{i} {textgen.message(rng)}\n".encode()
         client.send_raw(data)
@@ -237,7 +245,7 @@ def test_echoes_many_messages_in_turn(server, connect, rng):
 @pytest.mark.task(2)
 def test_echoes_a_large_message_completely(server, connect, rng):
     program, port = server
-    client = connect(port, name="client")
+    client = echo_client(connect, port)
     data = rng.randbytes(rng.randint(200_000, 400_000))
     back = echo_exchange(client, data)
     check(back == data, f"sent {len(data)} random bytes while reading the echo",
@@ -250,7 +258,7 @@ def test_echoes_a_large_message_completely(server, connect, rng):
 @pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs SIGSTOP and SIGCONT")
 def test_echoes_everything_when_send_is_interrupted(server, connect, rng):
     program, port = server
-    client = connect(port, name="client")
+    client = echo_client(connect, port)
     sent = fill_until_stalled(client, rng)
     process = psutil.Process(program.pid)
     program.send_signal(signal.SIGSTOP)
@@ -276,7 +284,7 @@ def test_echoes_everything_when_send_is_interrupted(server, connect, rng):
 @pytest.mark.task(2)
 def test_echoes_bytes_that_are_not_utf8(server, connect, rng):
     program, port = server
-    client = connect(port, name="client")
+    client = echo_client(connect, port)
     data = b"\xff\xfe\xc3(" + rng.randbytes(8) + b"\n"
     client.send_raw(data)
     back = client.read_bytes(len(data))
@@ -319,6 +327,7 @@ def test_announces_hang_up_and_exits_0(server, connect, rng):
     client = connect(port, name="client")
     client.send_line(textgen.message(rng))
     client.close()
+    gates.needs_accepted(port)      # only an accepted connection can be hung up
     program.expect_line(r"\[server\] client 127\.0\.0\.1 hung up\s*$", did="the client said one line and closed")
     status = program.wait_exit(waits.EXIT)
     check(status is not None and status.code == 0, "the client closed its connection",
@@ -342,7 +351,7 @@ def test_survives_a_reset_without_traceback(server, connect):
 @pytest.mark.task(2)
 def test_survives_a_reset_while_the_server_sends(server, connect, rng):
     program, port = server
-    client = connect(port, name="client")
+    client = echo_client(connect, port)
     sent = fill_until_stalled(client, rng)
     client.reset()
     status = program.wait_exit(waits.REPLY + waits.EXIT)  # it notices the reset (a reply), then exits
@@ -358,7 +367,7 @@ def test_survives_a_reset_while_the_server_sends(server, connect, rng):
 @pytest.mark.task(2)
 def test_half_closed_client_still_gets_its_echo(server, connect, rng):
     program, port = server
-    client = connect(port, name="client")
+    client = echo_client(connect, port)
     data = (textgen.message(rng) + "\n").encode()
     client.send_raw(data)
     client.shutdown_write()

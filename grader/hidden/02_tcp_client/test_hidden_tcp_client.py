@@ -12,7 +12,7 @@ import pytest
 from grader.harness import waits
 from grader.harness.failure import check
 from grader.testkit import textgen
-from grader.testkit.fake_server import install_fake_resolver, localhost_ip
+from grader.testkit.fake_server import expect_first_line, install_fake_resolver, localhost_ip
 from grader.testkit.fake_server import servers  # noqa: F401 (a fixture)
 
 TRACEBACK = "Traceback (most recent call last)"
@@ -35,6 +35,31 @@ def reply_for(rng) -> str:
 
 def command(host, port) -> str:
     return f"python -u tcp_client.py {host} {port}"
+
+
+def command_shape(host) -> str:
+    """The client's command line for `host`, for its gates (grader.harness.gates)."""
+    return f"tcp_client.py {host} PORT"
+
+
+USUAL = command_shape("127.0.0.1")      # the command line of most tests
+
+
+def first_line(program, host: str, ip: str, did: str) -> None:
+    """The client's first line, 'attempting connection to IP ...', is its
+    ready line: a gate for its command line (and a run for another host
+    needs the usual one to print it)."""
+    expect_first_line(program, command_shape(host), f"[client] attempting connection to {ip} ...",
+                      did, usual=USUAL)
+
+
+def typed(program, server, message: str, host: str, did: str) -> None:
+    """Type the line; the server must receive it (a gate for the client's
+    command line: a client that never sends it fails every later test that
+    needs it at once). From then on the reply is a REPLY away."""
+    type_message(program, message)
+    server.expect_message(command_shape(host), f"{did}; typed {message!r}", within=FIRST_REPLY,
+                          usual=USUAL)
 
 
 def type_message(program, message: str) -> None:
@@ -69,14 +94,17 @@ ANY_REPLY = object()
 
 
 def run_conversation(spawn, servers, rng, host: str, server_host: str, reply=ANY_REPLY,
-                     refuse_on: tuple[str, ...] = ()):
+                     refuse_on: tuple[str, ...] = (), sends: bool = True):
     """Start a server on `server_host` (replying `reply`, None: hanging up
     instead) and the client for `host`; return (program, server, message, did).
-    The test types `message` when it wants to."""
+    The test types `message` when it wants to; `sends`: the test needs the
+    message to reach the server (a gate, see typed)."""
     message = textgen.message(rng)
     if reply is ANY_REPLY:
         reply = (reply_for(rng) + "\n").encode()
     server = servers.start(server_host, expect=len(message.encode()), reply=reply, refuse_on=refuse_on)
+    if sends:
+        server.needs_message(command_shape(host), USUAL)
     program = spawn("tcp_client.py", host, server.port, name="client")
     did = f"a server listens on {server_host} port {server.port}; ran: {command(host, server.port)}"
     return program, server, message, did
@@ -88,11 +116,13 @@ def require_working(spawn, servers, rng) -> None:
     message = textgen.message(rng)
     reply = reply_for(rng)
     server = servers.start("127.0.0.1", expect=len(message.encode()), reply=(reply + "\n").encode())
+    server.needs_message(USUAL)
     program = spawn("tcp_client.py", "127.0.0.1", server.port, name="client (a normal run first)")
-    did = (f"first ran {command('127.0.0.1', server.port)} against a working server and typed "
-           f"{message!r} (error handling counts only for a client that works)")
-    type_message(program, message)
-    program.expect_line(f"[client] received '{reply}'", literal=True, did=did, timeout=FIRST_REPLY)
+    did = (f"first ran {command('127.0.0.1', server.port)} against a working server "
+           "(error handling counts only for a client that works)")
+    typed(program, server, message, "127.0.0.1", did)
+    program.expect_line(f"[client] received '{reply}'", literal=True,
+                        did=f"{did}; typed {message!r}")
     expect_exit(program, 0, did)
 
 
@@ -100,18 +130,18 @@ def require_working(spawn, servers, rng) -> None:
 @pytest.mark.task(3)
 def test_reports_the_attempt_and_the_connection(spawn, servers, rng):
     program, server, message, did = run_conversation(spawn, servers, rng, "127.0.0.1", "127.0.0.1")
-    program.expect_line("[client] attempting connection to 127.0.0.1 ...", literal=True, did=did,
-                        timeout=waits.READY)
+    first_line(program, "127.0.0.1", "127.0.0.1", did)
     program.expect_line("[client] connected to 127.0.0.1", literal=True, did=did)
     check(server.wait_accepted(waits.OWN), did, "the server gets a connection", "nobody connected")
-    type_message(program, message)
+    typed(program, server, message, "127.0.0.1", did)
     expect_exit(program, 0, f"{did}; typed {message!r}", within=waits.REPLY + waits.EXIT)
 
 
 @pytest.mark.points(3)
 @pytest.mark.task(3)
 def test_prompts_then_confirms_what_it_sent(spawn, servers, rng):
-    program, server, message, did = run_conversation(spawn, servers, rng, "127.0.0.1", "127.0.0.1")
+    program, server, message, did = run_conversation(spawn, servers, rng, "127.0.0.1", "127.0.0.1",
+                                                     sends=False)
     program.expect_line(PROMPT, literal=True, did=did, timeout=waits.READY)
     type_message(program, message)
     program.expect_line(f"[client] sent '{message}'", literal=True,
@@ -124,11 +154,12 @@ def test_sends_exactly_the_typed_line(spawn, servers, rng):
     message = "  " + textgen.message(rng) + " "
     reply = reply_for(rng)
     server = servers.start("127.0.0.1", expect=len(message.encode()), reply=(reply + "\n").encode())
+    server.needs_message(USUAL)
     program = spawn("tcp_client.py", "127.0.0.1", server.port, name="client")
     did = (f"a server listens on 127.0.0.1 port {server.port}; ran: "
            f"{command('127.0.0.1', server.port)}; typed {message!r} (spaces included) and Enter")
-    type_message(program, message)
-    expect_exit(program, 0, did, within=waits.CLIENT_RUN)     # its whole run
+    typed(program, server, message, "127.0.0.1", did)
+    expect_exit(program, 0, did, within=waits.REPLY + waits.EXIT)
     server.wait_done(waits.OWN)
     expected = message.encode()
     check(server.received == expected, did,
@@ -142,9 +173,9 @@ def test_prints_the_reply_and_exits_0(spawn, servers, rng):
     reply = reply_for(rng)
     program, server, message, did = run_conversation(spawn, servers, rng, "127.0.0.1", "127.0.0.1",
                                                      reply=(reply + "\n").encode())
-    type_message(program, message)
+    typed(program, server, message, "127.0.0.1", did)
     did = f"{did}; typed {message!r}; the server replied {reply + chr(10)!r}"
-    program.expect_line(f"[client] received '{reply}'", literal=True, did=did, timeout=FIRST_REPLY)
+    program.expect_line(f"[client] received '{reply}'", literal=True, did=did)
     expect_exit(program, 0, did)
 
 
@@ -154,10 +185,9 @@ def test_prints_a_reply_of_up_to_4096_bytes(spawn, servers, rng):
     reply = textgen.line_of_bytes(rng, 4095)
     program, server, message, did = run_conversation(spawn, servers, rng, "127.0.0.1", "127.0.0.1",
                                                      reply=(reply + "\n").encode())
-    type_message(program, message)
+    typed(program, server, message, "127.0.0.1", did)
     did = f"{did}; typed {message!r}; the server replied with 4095 characters and a newline"
-    printed = program.expect_line(re.compile(r"\[client\] received '(.*)'\s*$"), did=did,
-                                  timeout=FIRST_REPLY).group(1)
+    printed = program.expect_line(re.compile(r"\[client\] received '(.*)'\s*$"), did=did).group(1)
     check(printed == reply, did, "the whole reply, all 4095 characters, in the received line",
           f"the line held {len(printed)} characters" +
           ("" if reply.startswith(printed) else ", not the ones the server sent"),
@@ -171,12 +201,12 @@ def test_connects_over_ipv6(spawn, servers, rng):
     message = textgen.message(rng)
     reply = "echo: " + message     # no newline, as an echo server sends it
     server = servers.start("::1", expect=len(message.encode()), reply=reply.encode())
+    server.needs_message(command_shape("::1"), USUAL)
     program = spawn("tcp_client.py", "::1", server.port, name="client")
     did = f"a server listens on ::1 (IPv6) port {server.port}; ran: {command('::1', server.port)}"
-    program.expect_line("[client] attempting connection to ::1 ...", literal=True, did=did,
-                        timeout=waits.READY)
+    first_line(program, "::1", "::1", did)
     program.expect_line("[client] connected to ::1", literal=True, did=did)
-    type_message(program, message)
+    typed(program, server, message, "::1", did)
     program.expect_line(f"[client] received '{reply}'", literal=True,
                         did=f"{did}; typed {message!r}; the server replied {reply!r}")
     expect_exit(program, 0, did)
@@ -188,10 +218,9 @@ def test_connects_over_ipv6(spawn, servers, rng):
 def test_connects_to_a_host_name(spawn, servers, rng):
     ip = localhost_ip()
     program, server, message, did = run_conversation(spawn, servers, rng, "localhost", ip)
-    program.expect_line(f"[client] attempting connection to {ip} ...", literal=True, did=did,
-                        timeout=waits.READY)
+    first_line(program, "localhost", ip, did)
     program.expect_line(f"[client] connected to {ip}", literal=True, did=did)
-    type_message(program, message)
+    typed(program, server, message, "localhost", did)
     expect_exit(program, 0, f"{did}; typed {message!r}", within=waits.REPLY + waits.EXIT)
     received_the_message(server, message, did)
 
@@ -204,11 +233,10 @@ def test_falls_back_to_the_next_candidate(spawn, servers, rng, workdir):
                                                      refuse_on=("::1",))
     did = (f"the test's resolver made the name {MULTI} resolve to ::1 (where nothing listens: "
            f"refused), then 127.0.0.1 (a server on port {server.port}); ran: {command(MULTI, server.port)}")
-    program.expect_line("[client] attempting connection to ::1 ...", literal=True, did=did,
-                        timeout=waits.READY)
+    first_line(program, MULTI, "::1", did)
     program.expect_line("[client] attempting connection to 127.0.0.1 ...", literal=True, did=did)
     program.expect_line("[client] connected to 127.0.0.1", literal=True, did=did)
-    type_message(program, message)
+    typed(program, server, message, MULTI, did)
     expect_exit(program, 0, f"{did}; typed {message!r}", within=waits.REPLY + waits.EXIT)
     received_the_message(server, message, did)
 
@@ -218,9 +246,9 @@ def test_falls_back_to_the_next_candidate(spawn, servers, rng, workdir):
 def test_says_when_the_server_closes_without_replying(spawn, servers, rng):
     program, server, message, did = run_conversation(spawn, servers, rng, "127.0.0.1", "127.0.0.1",
                                                      reply=None)
-    type_message(program, message)
+    typed(program, server, message, "127.0.0.1", did)
     did = f"{did}; typed {message!r}; the server read it and closed the connection without a reply"
-    program.expect_line(CLOSED, literal=True, did=did, timeout=FIRST_REPLY)
+    program.expect_line(CLOSED, literal=True, did=did)
     expect_exit(program, 1, did)
     no_traceback(program, did)
 

@@ -228,8 +228,8 @@ def shim(workdir, request, connect, spawn, transcript):
     # after its last exchange, still costs the test, unless it already
     # failed (its message then shows the shim's report). A test that
     # gave its verdict in a verdict() block has been judged already.
-    if installed.judged:
-        return
+    if installed.judged or request.session.testsfailed != failed_before:
+        return      # judged already, or failed: its message is written, nothing to add
     installed.settle()
     report = installed.report()
     if report and not installed.reported and request.session.testsfailed == failed_before:

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from grader.harness import waits
+from grader.harness import gates, waits
 from grader.harness.failure import GradingFailure, check, fail
 from grader.testkit import textgen
 from grader.testkit.suites.server_rules import TRACEBACK, expect_bad_arguments_refused
@@ -61,9 +61,24 @@ def expect_received(program, reply: str, did: str, timeout: float = FIRST_REPLY,
                    got=failure.got) from None
 
 
-def run_client(spawn, port: int, message: str, host: str = "127.0.0.1"):
+USUAL = f"{CLIENT} 127.0.0.1 PORT"    # its command line, for the gates (grader.harness.gates)
+
+
+def run_client(spawn, port: int, message: str, host: str = "127.0.0.1", fake=None):
+    """Start the client and type `message`. With the test's `fake` server,
+    whose answers (or silence) the test is about, the client's first
+    datagram must come within its start-up: a gate (grader.harness.gates)
+    for its command line. Once the client never sent its line there, every
+    later test with a fake server fails at once."""
+    if fake is not None:
+        gates.require(gates.sends(USUAL))
     program = spawn(CLIENT, host, port, name="client")
     program.send_line(message)  # the terminal keeps it until the client reads
+    if fake is not None:
+        with gates.guard(gates.sends(USUAL)):
+            check(fake.wait_for(1, timeout=FIRST_SEND, unless=exited(program)),
+                  f"ran: python -u {CLIENT} {host} {port}; typed the line {message!r}",
+                  f"the server receives a datagram within {FIRST_SEND:g} s", "no datagram arrived")
     return program
 
 
@@ -77,7 +92,7 @@ def acknowledging(rng):
 def require_client_works(spawn, udp, rng) -> None:
     reply, answer = acknowledging(rng)
     fake = udp.fake_server(answer=answer)
-    program = run_client(spawn, fake.port, textgen.message(rng))
+    program = run_client(spawn, fake.port, textgen.message(rng), fake=fake)
     expect_received(program, reply, "first checked that the client works: ran it against a "
                     "server that answers at once")
     program.stop()
@@ -118,7 +133,7 @@ def same_message(data: bytes, message: str) -> bool:
 def test_client_prompts_on_its_own_line(spawn, udp, rng):
     reply, answer = acknowledging(rng)
     fake = udp.fake_server(answer=answer)
-    program = run_client(spawn, fake.port, textgen.message(rng))
+    program = run_client(spawn, fake.port, textgen.message(rng), fake=fake)
     expect_received(program, reply, "ran the client against a server that answers at once")
     program.wait_for_eof(waits.EXIT)    # the client exits: its output ends
     check(any(line.rstrip() == PROMPT for line in program.lines),
@@ -133,7 +148,7 @@ def test_client_sends_the_line_as_one_datagram(spawn, udp, rng):
     reply, answer = acknowledging(rng)
     fake = udp.fake_server(answer=answer)
     message = textgen.message(rng)
-    program = run_client(spawn, fake.port, message)
+    program = run_client(spawn, fake.port, message, fake=fake)
     did = f"typed the line {message!r} into the client"
     check(fake.wait_for(1, timeout=FIRST_SEND, unless=exited(program)), did,
           "the server receives a datagram", "no datagram arrived")
@@ -152,7 +167,7 @@ def test_client_sends_the_line_as_one_datagram(spawn, udp, rng):
 def test_client_prints_the_reply_and_exits_0(spawn, udp, rng):
     reply, answer = acknowledging(rng)
     fake = udp.fake_server(answer=answer)
-    program = run_client(spawn, fake.port, textgen.message(rng))
+    program = run_client(spawn, fake.port, textgen.message(rng), fake=fake)
     did = f"ran the client against a server that answers {reply!r} at once"
     expect_received(program, reply, did)
     expect_exit(program, 0, did)
@@ -165,7 +180,7 @@ def test_client_retries_after_a_lost_datagram(spawn, udp, rng):
     reply, answer = acknowledging(rng)
     fake = udp.fake_server(drop_first=1, answer=answer)
     message = textgen.message(rng)
-    program = run_client(spawn, fake.port, message)
+    program = run_client(spawn, fake.port, message, fake=fake)
     did = "ran the client against a server that drops the first datagram and answers the next"
     expect_received(program, reply, did, timeout=FIRST_REPLY + GIVE_UP / 3)  # one more attempt
     expect_exit(program, 0, did)
@@ -182,7 +197,7 @@ def test_client_retries_after_a_lost_datagram(spawn, udp, rng):
 def test_client_succeeds_on_the_third_attempt(spawn, udp, rng):
     reply, answer = acknowledging(rng)
     fake = udp.fake_server(drop_first=2, answer=answer)
-    program = run_client(spawn, fake.port, textgen.message(rng))
+    program = run_client(spawn, fake.port, textgen.message(rng), fake=fake)
     did = "ran the client against a server that drops the first two datagrams and answers the third"
     expect_received(program, reply, did, timeout=FIRST_REPLY + 2 * GIVE_UP / 3)  # two more
     expect_exit(program, 0, did)
@@ -195,7 +210,7 @@ def test_client_succeeds_on_the_third_attempt(spawn, udp, rng):
 def test_client_gives_up_after_three_attempts(spawn, udp, rng):
     fake = udp.fake_server(answer=None)
     message = textgen.message(rng)
-    program = run_client(spawn, fake.port, message)
+    program = run_client(spawn, fake.port, message, fake=fake)
     did = "ran the client against a server that never answers"
     expect_gave_up(program, did, within=GAVE_UP_WITHIN)
     quiet = not fake.wait_for(4, timeout=waits.SILENCE)  # a window: a fourth one already in flight
@@ -211,7 +226,7 @@ def test_client_gives_up_after_three_attempts(spawn, udp, rng):
 @pytest.mark.task(4)
 def test_client_waits_about_a_second_per_attempt(spawn, udp, rng):
     fake = udp.fake_server(answer=None)
-    program = run_client(spawn, fake.port, textgen.message(rng))
+    program = run_client(spawn, fake.port, textgen.message(rng), fake=fake)
     did = "ran the client against a server that never answers, and timed its sends"
     check(fake.wait_for(3, timeout=FIRST_SEND + GIVE_UP, unless=exited(program)), did,
           "three sends", f"{fake.count} datagram(s) arrived")
@@ -250,7 +265,7 @@ def test_client_ignores_a_datagram_from_another_port(spawn, udp, rng):
     reply, answer = acknowledging(rng)
     fake = udp.fake_server(answer=answer,
                            before_answer=lambda d: stranger.send_to(bogus.encode(), d.sender))
-    program = run_client(spawn, fake.port, textgen.message(rng))
+    program = run_client(spawn, fake.port, textgen.message(rng), fake=fake)
     did = (f"when the client's datagram arrived, first a stranger (127.0.0.1:{stranger.port}) "
            f"sent {bogus!r} to the client, then the server (127.0.0.1:{fake.port}) answered "
            f"{reply!r}")
@@ -276,7 +291,7 @@ def test_client_ignores_a_datagram_from_another_address(spawn, udp, rng):
     # The server's port on another IP: only a client that checks both the
     # IP and the port ignores it. (`stranger` is bound before any datagram.)
     stranger = udp.socket("stranger", host="127.0.0.2", port=fake.port)
-    program = run_client(spawn, fake.port, textgen.message(rng))
+    program = run_client(spawn, fake.port, textgen.message(rng), fake=fake)
     did = (f"when the client's datagram arrived, first a stranger at 127.0.0.2:{fake.port} "
            f"(the server's port, another IP) sent {bogus!r}, then the server at "
            f"127.0.0.1:{fake.port} answered {reply!r}")

@@ -32,6 +32,7 @@ SERVER = ServerSpec(
 )
 LINUX = sys.platform.startswith("linux")
 PROBE = b"are you there?"   # the first datagram a freshly started server gets, in some tests
+ECHOED = "gets its datagram echoed"
 
 
 # -- fixtures and helpers ------------------------------------------------------
@@ -60,8 +61,14 @@ def probe_echo(client, port: int, did: str) -> None:
     must come back. The same exchange every time, so it is a gate
     (grader.harness.gates) for that server's command line."""
     first = SimpleNamespace(port=port, ordinal=1)   # the server's first peer
-    with gates.first_answer(first, "echo", "gets its datagram echoed"):
+    with gates.first_answer(first, "echo", ECHOED):
         expect_echo(client, port, PROBE, did)
+
+
+def needs_echo(port: int) -> None:
+    """For a test whose own datagrams need echoing: fail at once if the
+    server's command line never echoed PROBE (see probe_echo) earlier."""
+    gates.needs_answer(SimpleNamespace(port=port), "echo", ECHOED)
 
 
 def require_echo(start_server, udp) -> None:
@@ -75,10 +82,34 @@ def require_echo(start_server, udp) -> None:
 
 # == the server ===============================================================
 
+# The signal tests come first: their first exchange is the echo gate's own
+# (probe_echo), which every echo test below needs.
+
+@pytest.mark.points(3)
+@pytest.mark.task(2)
+def test_server_exits_on_sigterm(server, udp):
+    program, port = server
+    probe_echo(udp.socket("client"), port, "sent the server a datagram")
+    program.send_signal(signal.SIGTERM)
+    expect_clean_exit(program, waits.EXIT, "started the server, had one datagram echoed, sent SIGTERM",
+                      allowed_signals=(signal.SIGTERM,))
+
+
+@pytest.mark.points(3)
+@pytest.mark.task(2)
+def test_server_exits_on_sigint_without_traceback(server, udp):
+    program, port = server
+    probe_echo(udp.socket("client"), port, "sent the server a datagram")
+    program.send_signal(signal.SIGINT)
+    expect_clean_exit(program, waits.EXIT, "started the server, had one datagram echoed, sent SIGINT "
+                      "(Ctrl-C)", allowed_signals=(signal.SIGINT,))
+
+
 @pytest.mark.points(5)
 @pytest.mark.task(2)
 def test_logs_each_datagram_with_its_size_and_sender(server, udp, rng):
     program, port = server
+    needs_echo(port)
     for name in ("alice", "bob"):
         client = udp.socket(name)
         data = textgen.message(rng).encode()
@@ -92,6 +123,7 @@ def test_logs_each_datagram_with_its_size_and_sender(server, udp, rng):
 @pytest.mark.task(2)
 def test_keeps_datagram_boundaries(server, udp, rng):
     program, port = server
+    needs_echo(port)
     client = udp.socket("client")
     sent = [textgen.message(rng).encode(),
             f"{textgen.message(rng)}\n{textgen.message(rng)}".encode(),
@@ -114,6 +146,7 @@ def test_keeps_datagram_boundaries(server, udp, rng):
 @pytest.mark.task(2)
 def test_replies_to_each_sender_with_two_clients_at_once(server, udp, rng):
     program, port = server
+    needs_echo(port)
     alice, bob = udp.socket("alice"), udp.socket("bob")
     rounds = rng.randint(3, 5)
     sent = {alice: [], bob: []}
@@ -137,6 +170,7 @@ def test_replies_to_each_sender_with_two_clients_at_once(server, udp, rng):
 @pytest.mark.task(2)
 def test_echoes_bytes_that_are_not_utf8(server, udp, rng):
     program, port = server
+    needs_echo(port)
     client = udp.socket("client")
     data = b"\xff\xfe\xc3(" + rng.randbytes(rng.randint(8, 40))
     expect_echo(client, port, data, f"sent a datagram of bytes that are not UTF-8: {data!r}")
@@ -148,6 +182,7 @@ def test_echoes_bytes_that_are_not_utf8(server, udp, rng):
 @pytest.mark.task(2)
 def test_echoes_an_empty_datagram(server, udp, rng):
     program, port = server
+    needs_echo(port)
     client = udp.socket("client")
     expect_echo(client, port, b"", "sent an empty datagram (0 bytes: with UDP, that is a "
                 "datagram like any other, not an end of file)")
@@ -158,6 +193,7 @@ def test_echoes_an_empty_datagram(server, udp, rng):
 @pytest.mark.task(2)
 def test_echoes_a_large_datagram_whole(server, udp, rng):
     program, port = server
+    needs_echo(port)
     client = udp.socket("client")
     data = rng.randbytes(rng.randint(5000, 9000))
     client.send_to(data, ("127.0.0.1", port))
@@ -200,6 +236,8 @@ def test_server_reports_a_port_in_use(spawn, start_server, udp, free_port):
 @pytest.mark.task(1)
 @pytest.mark.skipif(not LINUX, reason="UDP ports shared through SO_REUSEADDR: Linux semantics")
 def test_server_sets_so_reuseaddr(spawn, udp, free_port):
+    usual = gates.command_shape(SERVER.script, SERVER.args)
+    gates.require(gates.ready(usual))   # the usual start, on a shared port: it needs the usual one
     port = free_port()
     holder = occupy_port(port, reuse=True)
     try:
@@ -212,6 +250,7 @@ def test_server_sets_so_reuseaddr(spawn, udp, free_port):
     finally:
         holder.close()
     udp.name_address(("127.0.0.1", port), "server")
+    gates.require(gates.answer("echo", usual, ECHOED))
     expect_echo(udp.socket("client"), port, b"hello", "closed the other socket and sent the "
                 "server a datagram")
 
@@ -221,30 +260,11 @@ def test_server_sets_so_reuseaddr(spawn, udp, free_port):
 @pytest.mark.skipif(not LINUX, reason="127.0.0.2 is loopback on Linux only")
 def test_server_listens_on_all_interfaces(server, udp, rng):
     program, port = server
+    needs_echo(port)
     udp.name_address(("127.0.0.2", port), "server at 127.0.0.2")
     expect_echo(udp.socket("client"), port, textgen.message(rng).encode(),
                 f"sent a datagram to 127.0.0.2:{port} (another loopback address)",
                 host="127.0.0.2")
-
-
-@pytest.mark.points(3)
-@pytest.mark.task(2)
-def test_server_exits_on_sigterm(server, udp):
-    program, port = server
-    probe_echo(udp.socket("client"), port, "sent the server a datagram")
-    program.send_signal(signal.SIGTERM)
-    expect_clean_exit(program, waits.EXIT, "started the server, had one datagram echoed, sent SIGTERM",
-                      allowed_signals=(signal.SIGTERM,))
-
-
-@pytest.mark.points(3)
-@pytest.mark.task(2)
-def test_server_exits_on_sigint_without_traceback(server, udp):
-    program, port = server
-    probe_echo(udp.socket("client"), port, "sent the server a datagram")
-    program.send_signal(signal.SIGINT)
-    expect_clean_exit(program, waits.EXIT, "started the server, had one datagram echoed, sent SIGINT "
-                      "(Ctrl-C)", allowed_signals=(signal.SIGINT,))
 
 
 @pytest.mark.quiet("measures the server's CPU")
@@ -252,6 +272,7 @@ def test_server_exits_on_sigint_without_traceback(server, udp):
 @pytest.mark.task(2)
 def test_idle_server_sleeps_in_the_kernel(server, udp, rng):
     program, port = server
+    needs_echo(port)
     client = udp.socket("client")
     for _ in range(3):
         expect_echo(client, port, textgen.message(rng).encode(), "sent the server a datagram")

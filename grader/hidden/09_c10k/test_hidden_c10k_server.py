@@ -40,6 +40,12 @@ def engage(client):
     client.expect_line(COUNT, did="connected a client and sent 'count'")
 
 
+# The gates (grader.harness.gates) of the usual command line, and of its
+# starts with lowered descriptor limits (one name for all of them: the
+# server raises its soft limit to the hard one whatever they are).
+USUAL = f"{SCRIPT} PORT"
+LIMITED = launch.with_lowered_limits(USUAL)
+
 SPEC = ServerSpec(
     script=SCRIPT,
     args=lambda port: [port],
@@ -212,7 +218,8 @@ def start_with_limits(spawn, free_port, workdir, transcript, soft: int, hard: in
     def spawn_limited(script, *args, name="server"):
         return spawn(LAUNCHER, soft, hard, script, *args, name=name)
 
-    return launch.start_server(spawn_limited, free_port, SCRIPT, SPEC.args, SPEC.ready)
+    return launch.start_server(spawn_limited, free_port, SCRIPT, SPEC.args, SPEC.ready,
+                               command=LIMITED, usual=USUAL)
 
 
 def own_capacity() -> tuple[int, int]:
@@ -554,7 +561,7 @@ class Crowded:
         transcript.note("test", f"starting the server with a soft descriptor limit of "
                                 f"{SERVER_SOFT_LIMIT} and a hard limit of {limit}")
         self.program, self.port = launch.start_server(spawn_low, free_port, SCRIPT, SPEC.args,
-                                                      SPEC.ready)
+                                                      SPEC.ready, command=LIMITED, usual=USUAL)
         self.crowd = Crowd(self.port, transcript, name="crowd")
         self.control = self.crowd.connect("control")
         started = time.monotonic()

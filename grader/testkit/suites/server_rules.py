@@ -74,12 +74,22 @@ def start(start_server, spec: ServerSpec):
     return start_server(spec.script, spec.args, spec.ready)
 
 
+ENGAGED = "is served (the test's first exchange)"
+
+
 def engage(spec: ServerSpec, client) -> None:
     """The spec's first exchange with a new client (when it has one): a
     gate (grader.harness.gates) for the server's first client."""
     if spec.engage is not None:
-        with gates.first_answer(client, spec.engage_gate, "is served (the test's first exchange)"):
+        with gates.first_answer(client, spec.engage_gate, ENGAGED):
             spec.engage(client)
+
+
+def needs_engaged(spec: ServerSpec, client) -> None:
+    """For a test whose own exchanges are of the engage kind but not that
+    very one (other lines to echo): fail at once if the server never served
+    its first client the engage way in an earlier test."""
+    gates.needs_answer(client, spec.engage_gate, ENGAGED)
 
 
 def serving_a_client(start_server, connect, spec: ServerSpec):
