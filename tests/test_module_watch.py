@@ -138,3 +138,37 @@ def test_a_module_whose_import_never_ended_fails_later_checks_and_programs_at_on
         needs_imports(checks.workdir, "client.py")
     assert checks.run("import other\nresult = other.VALUE").value == 1, \
         "a check that does not import it runs"
+
+
+@pytest.mark.timeout(60)
+def test_a_function_whose_first_call_never_returns_fails_later_checks_of_it_at_once(
+        tmp_path, gate_book):
+    checks = runner_with(tmp_path, calc="""
+        def spin(n):
+            while True:
+                n += 1
+        def double(n):
+            return 2 * n
+    """)
+    checks.first_calls = {"calc.spin": "calc.spin(1)", "calc.double": "calc.double(1)"}
+    first = checks.run("import calc\nresult = calc.spin(5)", did="called spin(5)")
+    assert first.status == "timed out" and first.stuck_first_call == "calc.spin", first
+    assert "its first call, `calc.spin(1)` (made before the test's own calls)" in first.exit_note
+    with pytest.raises(gates.GateClosed) as closed:
+        checks.run("import calc\nresult = [calc.spin(n) for n in range(3)]")
+    assert "`calc.spin(1)` returns (or raises) in time" in closed.value.render()
+    assert checks.run("import calc\nresult = calc.double(4)").value == 8, \
+        "a check that does not call it runs, its own first call made and passed"
+
+
+def test_a_first_call_comes_after_the_checks_own_import_never_before(tmp_path):
+    checks = runner_with(tmp_path, calc="""
+        import builtins
+        builtins.TAMPERED = True
+        def double(n):
+            return 2 * n
+    """)
+    checks.first_calls = {"calc.double": "calc.double(1)"}
+    outcome = checks.run("import builtins\nbefore = hasattr(builtins, 'TAMPERED')\n"
+                         "import calc\nresult = (before, calc.double(3))")
+    assert outcome.value == (False, 6), outcome

@@ -12,11 +12,12 @@ import pytest
 from grader.harness import waits
 from grader.harness.failure import check
 from grader.harness.module_calls import ModuleRunner
+from grader.testkit.first_calls import FIRST_CALLS
 
 
 @pytest.fixture
 def runner(workdir, transcript):
-    return ModuleRunner(workdir, transcript, timeout=waits.MODULE_RUN)
+    return ModuleRunner(workdir, transcript, timeout=waits.MODULE_RUN, first_calls=FIRST_CALLS)
 
 
 def answers(runner, function, inputs):

@@ -8,6 +8,7 @@ import pytest
 from grader.harness import waits
 from grader.harness.failure import check
 from grader.harness.module_calls import ModuleRunner
+from grader.testkit.first_calls import FIRST_CALLS
 from grader.testkit import textgen
 from grader.testkit.fake_server import servers  # noqa: F401 (a fixture)
 
@@ -23,7 +24,7 @@ sock.close()
 
 @pytest.fixture
 def runner(workdir, transcript):
-    return ModuleRunner(workdir, transcript, timeout=waits.MODULE_RUN)
+    return ModuleRunner(workdir, transcript, timeout=waits.MODULE_RUN, first_calls=FIRST_CALLS)
 
 
 @pytest.mark.points(3)

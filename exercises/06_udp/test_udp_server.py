@@ -19,10 +19,8 @@ def server(start_server, udp):
 
 @pytest.mark.points(3)
 @pytest.mark.task(1)
-def test_server_says_it_is_listening(spawn, free_port):
-    port = free_port()
-    program = spawn("udp_server.py", port, name="server")
-    program.expect_line(READY(port), timeout=waits.READY, did=f"ran: python -u udp_server.py {port}")
+def test_server_says_it_is_listening(server):
+    program, port = server      # started, and its line "[server] listening on ..." seen
 
 
 @pytest.mark.points(4)

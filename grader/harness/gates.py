@@ -346,6 +346,26 @@ def module_import(module: str) -> Gate:
     return Gate(f"import:{module}", f"`import {module}` finishes (it runs nothing that never ends)")
 
 
+def first_call(call: str) -> Gate:
+    """The gate of a function's first call: `call` (source with fixed
+    arguments, "basics.ip_version('127.0.0.1')") returns or raises within
+    the call allowance. Every check that refers to the function needs it."""
+    return Gate(f"call:{call}", f"`{call}` returns (or raises) in time")
+
+
+def refers_to(source: str, name: str) -> bool:
+    """True if `source` mentions `name` ("module.function") as an attribute
+    of the module (`basics.ip_version`, called or not)."""
+    module, _, attribute = name.partition(".")
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return False
+    return any(isinstance(node, ast.Attribute) and node.attr == attribute
+               and isinstance(node.value, ast.Name) and node.value.id == module
+               for node in ast.walk(tree))
+
+
 def imported_modules(source: str, available: set[str]) -> set[str]:
     """The names of `available` (the student's module names) that
     `source` imports, anywhere in it. Unparsable source imports nothing

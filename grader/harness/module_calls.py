@@ -87,10 +87,23 @@ class _progress:
     last = time.monotonic()     # the last return from the student's code (or the start)
     importing = []              # the student modules being imported now, innermost last
     longest = 0.0               # the longest wait between two returns, outside imports
+    first_call = ""             # the first call (see ModuleRunner.first_calls) running now
+    first_calls_done = []       # those that returned or raised
+
+def _socklab_first_call(name, call):
+    """A function's first call, made before the check's own (a gate)."""
+    _progress.first_call = name
+    try:
+        call()
+    except Exception:
+        pass                    # an answer too: the gate asks only for one
+    _progress.first_call = ""
+    _progress.first_calls_done.append(name)
 
 def _finish(payload):
     _finishing.acquire()        # the check or the watchdog: whichever comes first
     payload["longest_wait"] = _progress.longest
+    payload["first_calls_done"] = list(_progress.first_calls_done)
     with open(_RESULT_PATH, "w", encoding="utf-8") as f:
         json.dump(payload, f)
     try:
@@ -160,6 +173,7 @@ def _watchdog():
         allowance = _IMPORT_ALLOWANCE if importing else _CALL_ALLOWANCE
         if time.monotonic() - _progress.last > allowance:
             _finish({"status": "stuck", "importing": importing,
+                     "first_call": _progress.first_call,
                      "allowance": allowance, "where": _stuck_where()})
 
 if _CALL_ALLOWANCE > 0:
@@ -168,7 +182,8 @@ if _CALL_ALLOWANCE > 0:
 
 with open(sys.argv[2], encoding="utf-8") as f:
     _SOURCE = f.read()
-_namespace = {"__name__": "__socklab_check__", "describe_error": describe_error}
+_namespace = {"__name__": "__socklab_check__", "describe_error": describe_error,
+              "_socklab_first_call": _socklab_first_call}
 try:
     exec(compile(_SOURCE, "<check>", "exec"), _namespace)
 except BaseException as exc:   # SystemExit and KeyboardInterrupt too
@@ -225,6 +240,8 @@ class Outcome:
     exit_note: str = ""         # for "crashed" / "timed out": what happened to the process
     name: str = "check"
     stuck_importing: str = ""   # "timed out" inside the import of this student module
+    stuck_first_call: str = ""  # "timed out" in this first call (ModuleRunner.first_calls)
+    first_calls_done: tuple[str, ...] = ()
 
     @property
     def returned(self) -> bool:
@@ -275,6 +292,13 @@ class ModuleRunner:
     call_wait: float = waits.CALL
     # distributions the check itself imports (shown read-only in the sandbox)
     libraries: tuple[str, ...] = ()
+    # A function's first call: "module.function" -> the source of a call
+    # with plain arguments ("basics.ip_version('127.0.0.1')"). A check that
+    # refers to the function makes that call first, and it is a gate
+    # (grader.harness.gates.first_call): once it never returned, every later
+    # check that refers to the function fails at once. Only for functions
+    # whose answer to fixed arguments never changes.
+    first_calls: dict[str, str] = field(default_factory=dict)
 
     def run(self, source: str, did: str = "", timeout: float | None = None,
             name: str = "check", note_result: bool = True,
@@ -293,6 +317,10 @@ class ModuleRunner:
         # one at once (grader.harness.gates).
         imports = gates.imported_modules(source, student_modules(self.workdir))
         gates.require(*map(gates.module_import, sorted(imports)))
+        first = {name: call for name, call in self.first_calls.items()
+                 if gates.refers_to(source, name)}
+        gates.require(*(gates.first_call(call) for call in first.values()))
+        source, first = _with_first_calls(source, first)
         folder = Path(tempfile.mkdtemp(prefix="check-", dir=self.workdir.parent))
         try:
             check_path = folder / "check_source.py"
@@ -306,6 +334,7 @@ class ModuleRunner:
         finally:
             _remove_tree(folder)
         self._settle_imports(imports, outcome, did)
+        self._settle_first_calls(first, outcome, did)
         if note_result or not outcome.returned:
             self.transcript.note(name, outcome.describe().splitlines()[0])
         self.transcript.programs.append(outcome)   # its output goes under a failure message
@@ -322,6 +351,17 @@ class ModuleRunner:
         elif outcome.status in ("returned", "raised"):
             for module in imports:
                 gates.settle(gates.module_import(module), None)
+
+    def _settle_first_calls(self, first: dict[str, str], outcome: "Outcome", did: str) -> None:
+        """A check stopped in a first call closes that call's gate; those
+        that returned (or raised) open theirs."""
+        for name, call in first.items():
+            if name == outcome.stuck_first_call:
+                gates.settle(gates.first_call(call), GradingFailure(
+                    did=did or "ran a check", expected=f"`{call}` returns (or raises) "
+                    f"within {self.call_wait:g} s", got=outcome.exit_note))
+            elif name in outcome.first_calls_done:
+                gates.settle(gates.first_call(call), None)
 
     def call(self, module: str, function: str, *args, timeout: float | None = None,
              **kwargs) -> Outcome:
@@ -419,16 +459,23 @@ class ModuleRunner:
             if payload.get("importing"):
                 note = (f"importing your module took over {payload['allowance']:g} s{where}: "
                         "does it run something at import time that never ends?")
+            elif payload.get("first_call"):
+                call = self.first_calls.get(payload["first_call"], payload["first_call"])
+                note = (f"its first call, `{call}` (made before the test's own calls), ran for "
+                        f"{payload['allowance']:g} s without returning{where}: is it waiting "
+                        "forever, or looping?")
             else:
                 note = (f"your code ran for {payload['allowance']:g} s without returning{where}: "
                         "is it waiting forever, or looping?")
             return Outcome("timed out", stdout=stdout, stderr=stderr, name=name,
                            exit_note=note + " The check was stopped there.",
-                           stuck_importing=payload.get("importing") or "")
+                           stuck_importing=payload.get("importing") or "",
+                           stuck_first_call=payload.get("first_call") or "")
         value = _read_literal(payload.get("result", "None"))
         error = ErrorInfo.from_dict(payload["error"]) if payload.get("error") else None
         return Outcome(payload.get("status", "crashed"), value=value, error=error,
-                       stdout=stdout, stderr=stderr, name=name)
+                       stdout=stdout, stderr=stderr, name=name,
+                       first_calls_done=tuple(payload.get("first_calls_done", ())))
 
 
 class _Capture:
@@ -480,6 +527,31 @@ def _shown_line(line: str) -> str:
     if len(line) > SHOW_CHARS:
         return visible(line[:SHOW_CHARS]) + f" [... line of {len(line)} characters, cut]"
     return visible(line)
+
+
+def _with_first_calls(source: str, first: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """`source` with each first call ("module.function" -> call source)
+    made right after the check's own top-level `import module` (never
+    before: a check may do things before it lets the student's code run),
+    and the first calls it could place."""
+    lines = source.splitlines(keepends=True)
+    placed: dict[str, str] = {}
+    after: dict[int, list[str]] = {}
+    tree = ast.parse(source)
+    for name, call in first.items():
+        module = name.split(".")[0]
+        found = next((node for node in tree.body if isinstance(node, ast.Import)
+                      and any(alias.name == module and alias.asname is None
+                              for alias in node.names)), None)
+        if found is not None and found.col_offset == 0:
+            after.setdefault(found.end_lineno, []).append(
+                f"_socklab_first_call({name!r}, lambda: {call})\n")
+            placed[name] = call
+    for line in sorted(after, reverse=True):
+        if line <= len(lines) and not lines[line - 1].endswith("\n"):
+            lines[line - 1] += "\n"
+        lines[line:line] = after[line]
+    return "".join(lines), placed
 
 
 def _literal(value: Any) -> str:

@@ -38,6 +38,7 @@ from grader.harness.failure import GradingFailure
 from grader.harness.transcript import Transcript
 
 ATTEMPTS = 4            # fresh ports to try when a parallel grader took one
+LAST_LOOK = waits.REPLY  # after the client exited, for bytes it sent that are still on their way
 # How long a server waits for its client to connect, then for the message,
 # then for the close: each happens within the client's whole run.
 ACCEPT_TIMEOUT = waits.CLIENT_RUN
@@ -92,10 +93,26 @@ class OneShotServer:
     def wait_accepted(self, timeout: float) -> bool:
         return self._accepted.wait(timeout)
 
-    def wait_message(self, timeout: float) -> bool:
-        """Wait until the `expect` bytes of the message arrived. True if they did."""
-        self._message.wait(timeout)
+    def wait_message(self, timeout: float, unless: Callable[[], bool] | None = None) -> bool:
+        """Wait until the `expect` bytes of the message arrived. True if they
+        did. `unless` (e.g. "the client has exited") ends the wait early,
+        after a short last look (LAST_LOOK) for bytes already on their way."""
+        deadline = time.monotonic() + timeout
+        while not self._message.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                break
+            if unless is not None and unless():
+                if self.accepted or self._connection_waiting():
+                    self._message.wait(LAST_LOOK)
+                break           # else it never connected: nothing is on its way
         return self.message_complete
+
+    def _connection_waiting(self) -> bool:
+        """Whether a connection waits on the listening socket to be accepted."""
+        try:
+            return _readable(self._listener, 0)
+        except (OSError, ValueError):   # closed: the thread accepted one, or stopped
+            return self.accepted
 
     def needs_message(self, command: str, usual: str | None = None) -> None:
         """For a test that needs its client to send the typed line: fail at
@@ -104,7 +121,7 @@ class OneShotServer:
         gates.require(*(gates.sends(c) for c in dict.fromkeys((usual, command)) if c))
 
     def expect_message(self, command: str, did: str, within: float,
-                       usual: str | None = None) -> None:
+                       usual: str | None = None, program=None) -> None:
         """The client started as `command` sends its message (the `expect`
         bytes) within `within` seconds of its line being typed: a gate for
         that command line, which needs the `usual` one's too. Once it
@@ -112,8 +129,9 @@ class OneShotServer:
         reply away, whatever its start-up took."""
         if usual not in (None, command):
             gates.require(gates.sends(usual))
+        exited = (lambda: program.poll_exit() is not None) if program is not None else None
         with gates.guard(gates.sends(command)):
-            if not self.wait_message(within):
+            if not self.wait_message(within, unless=exited):
                 what = (f"it received {len(self.received)} bytes: {self.received!r}"
                         if self.accepted else "the client never connected")
                 raise GradingFailure(

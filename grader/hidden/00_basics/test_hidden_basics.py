@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from grader.harness import waits
 from grader.harness.failure import fail
 from grader.harness.module_calls import ErrorInfo, ModuleRunner, Outcome, Unrepresentable
+from grader.testkit.first_calls import FIRST_CALLS
 
 MODULE = "basics"
 SHOWN = 5           # failing inputs listed in a message
@@ -33,7 +34,7 @@ SHOWN = 5           # failing inputs listed in a message
 
 @pytest.fixture
 def runner(workdir, transcript) -> ModuleRunner:
-    return ModuleRunner(workdir, transcript, timeout=waits.MODULE_RUN)
+    return ModuleRunner(workdir, transcript, timeout=waits.MODULE_RUN, first_calls=FIRST_CALLS)
 
 
 def draw(strategy, count: int, rng) -> list:

@@ -14,6 +14,7 @@ import pytest
 from grader.harness import waits
 from grader.harness.failure import check, fail
 from grader.harness.module_calls import ModuleRunner
+from grader.testkit.first_calls import FIRST_CALLS
 from grader.testkit import textgen
 from grader.testkit.fake_server import fake_resolver_source, localhost_ip
 from grader.testkit.fake_server import servers  # noqa: F401 (a fixture)
@@ -24,7 +25,7 @@ NOWHERE = "nowhere.socklab.test"    # ... and this one does not resolve at all
 
 @pytest.fixture
 def runner(workdir, transcript):
-    return ModuleRunner(workdir, transcript, timeout=waits.MODULE_RUN)
+    return ModuleRunner(workdir, transcript, timeout=waits.MODULE_RUN, first_calls=FIRST_CALLS)
 
 
 def reply_for(rng) -> str:

@@ -59,7 +59,7 @@ def typed(program, server, message: str, host: str, did: str) -> None:
     needs it at once). From then on the reply is a REPLY away."""
     type_message(program, message)
     server.expect_message(command_shape(host), f"{did}; typed {message!r}", within=FIRST_REPLY,
-                          usual=USUAL)
+                          usual=USUAL, program=program)
 
 
 def type_message(program, message: str) -> None:

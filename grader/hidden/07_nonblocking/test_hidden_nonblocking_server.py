@@ -12,12 +12,13 @@ import time
 import psutil
 import pytest
 
-from grader.harness import cpu, waits
+from grader.harness import cpu, gates, waits
 from grader.harness.failure import check, fail
 from grader.testkit import source_check, textgen
 from grader.testkit.line_client import LineClient, send_while_reading
 from grader.testkit.suites.server_rules import (PlainImportTests, ServerRulesTests, ServerSpec,
-                                                check_alone, check_forbidden, read_submitted, watch)
+                                                check_alone, check_forbidden, needs_engaged,
+                                                read_submitted, watch)
 
 SCRIPT = "nonblocking_server.py"
 READY = lambda port: rf"\[server\] listening on 0\.0\.0\.0:{port}\s*$"
@@ -74,6 +75,7 @@ def open_client(transcript):
         sock.settimeout(waits.OWN)     # the kernel completes the connection
         sock.connect(("127.0.0.1", port))
         client = LineClient(port, transcript, name=name, sock=sock)
+        client.ordinal = gates.client_connected(port, sock.getsockname()[1])
         clients.append(client)
         return client
 
@@ -96,6 +98,7 @@ class TestPlainImports(PlainImportTests):
 # -- helpers ----------------------------------------------------------------
 
 def echo_round(client, data: bytes, did: str, timeout: float = waits.REPLY) -> None:
+    needs_engaged(SPEC, client)     # a server that never echoed the spec's line fails at once
     client.send_raw(data)
     back = client.read_bytes(len(data), timeout=timeout)
     check(back == data, did, f"the same {len(data)} bytes back within {timeout:g} s",

@@ -21,6 +21,7 @@ import pytest
 from grader.harness import waits
 from grader.harness.failure import check
 from grader.harness.module_calls import ModuleRunner
+from grader.testkit.first_calls import FIRST_CALLS
 
 MAX_FRAME = 1 << 20
 CHILD_TIMEOUT = waits.PROPERTY_RUN    # a whole property run, shrinking included
@@ -28,7 +29,8 @@ CHILD_TIMEOUT = waits.PROPERTY_RUN    # a whole property run, shrinking included
 
 @pytest.fixture
 def runner(workdir, transcript) -> ModuleRunner:
-    return ModuleRunner(workdir, transcript, timeout=CHILD_TIMEOUT, libraries=("hypothesis",))
+    return ModuleRunner(workdir, transcript, timeout=CHILD_TIMEOUT, libraries=("hypothesis",),
+                        first_calls=FIRST_CALLS)
 
 
 # -- what every check in the child starts with -----------------------------------
