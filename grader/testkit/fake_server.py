@@ -121,16 +121,18 @@ class OneShotServer:
         gates.require(*(gates.sends(c) for c in dict.fromkeys((usual, command)) if c))
 
     def expect_message(self, command: str, did: str, within: float,
-                       usual: str | None = None, program=None) -> None:
+                       usual: str | None = None, program=None, closes: bool = True) -> None:
         """The client started as `command` sends its message (the `expect`
         bytes) within `within` seconds of its line being typed: a gate for
         that command line, which needs the `usual` one's too. Once it
         arrived, the reply is on its way: the client's answer to it is a
-        reply away, whatever its start-up took."""
+        reply away, whatever its start-up took. `closes`: False for a
+        message that is not the usual kind (its own failure proves nothing
+        about the gate, see gates.guard)."""
         if usual not in (None, command):
             gates.require(gates.sends(usual))
         exited = (lambda: program.poll_exit() is not None) if program is not None else None
-        with gates.guard(gates.sends(command)):
+        with gates.guard(gates.sends(command), closes=closes):
             if not self.wait_message(within, unless=exited):
                 what = (f"it received {len(self.received)} bytes: {self.received!r}"
                         if self.accepted else "the client never connected")

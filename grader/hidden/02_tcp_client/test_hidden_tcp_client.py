@@ -53,13 +53,14 @@ def first_line(program, host: str, ip: str, did: str) -> None:
                       did, usual=USUAL)
 
 
-def typed(program, server, message: str, host: str, did: str) -> None:
+def typed(program, server, message: str, host: str, did: str, closes: bool = True) -> None:
     """Type the line; the server must receive it (a gate for the client's
     command line: a client that never sends it fails every later test that
-    needs it at once). From then on the reply is a REPLY away."""
+    needs it at once; `closes`: False for a line unlike the usual ones).
+    From then on the reply is a REPLY away."""
     type_message(program, message)
     server.expect_message(command_shape(host), f"{did}; typed {message!r}", within=FIRST_REPLY,
-                          usual=USUAL, program=program)
+                          usual=USUAL, program=program, closes=closes)
 
 
 def type_message(program, message: str) -> None:
@@ -158,7 +159,7 @@ def test_sends_exactly_the_typed_line(spawn, servers, rng):
     program = spawn("tcp_client.py", "127.0.0.1", server.port, name="client")
     did = (f"a server listens on 127.0.0.1 port {server.port}; ran: "
            f"{command('127.0.0.1', server.port)}; typed {message!r} (spaces included) and Enter")
-    typed(program, server, message, "127.0.0.1", did)
+    typed(program, server, message, "127.0.0.1", did, closes=False)   # spaces: not the usual line
     expect_exit(program, 0, did, within=waits.REPLY + waits.EXIT)
     server.wait_done(waits.OWN)
     expected = message.encode()
