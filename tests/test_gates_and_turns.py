@@ -190,6 +190,22 @@ def connect_to(listener) -> tuple[int, int]:
     return sock.getsockname()[1], client.getsockname()[1]
 
 
+def first_client_in(book, listener, test: str) -> tuple[int, int]:
+    """In `test`, a server `srv.py PORT` (the listener) and its first client."""
+    port, client_port = connect_to(listener)
+    gates.activate(context(book, test))
+    gates.server_started(port, "srv.py PORT")
+    gates.client_connected(port, client_port)
+    return port, client_port
+
+
+def later_test_needs_accepted(book, port: int) -> None:
+    """In a later test, a client of another start of `srv.py PORT` waits for data."""
+    gates.activate(context(book, "test_two"))
+    gates.server_started(port + 1, "srv.py PORT")
+    gates.needs_accepted(port + 1)
+
+
 def test_the_kernel_tells_a_connection_waiting_in_the_queue_from_an_accepted_one(listener):
     port, client_port = connect_to(listener)
     assert accept_state(port, client_port) == WAITING
@@ -201,17 +217,12 @@ def test_the_kernel_tells_a_connection_waiting_in_the_queue_from_an_accepted_one
 
 def test_a_first_client_left_waiting_in_a_failed_test_closes_its_servers_accepts_gate(
         book, listener):
-    port, client_port = connect_to(listener)
-    gates.activate(context(book, "test_one"))
-    gates.server_started(port, "srv.py PORT")
-    gates.client_connected(port, client_port)
+    port, client_port = first_client_in(book, listener, "test_one")
     failure = GradingFailure("sent a line", "its echo", "nothing came")
     gates.settle_accepts(failure, patience=0.0)
     assert "never accepted this test's first connection" in failure.got, failure.got
-    gates.activate(context(book, "test_two"))
-    gates.server_started(port + 1, "srv.py PORT")
     with pytest.raises(gates.GateClosed) as closed:
-        gates.needs_accepted(port + 1)
+        later_test_needs_accepted(book, port)
     assert "accepts its first client's connection" in closed.value.render()
     assert "story of test_one" in closed.value.render()
     gates.server_started(port + 2, "other.py PORT")
@@ -220,28 +231,20 @@ def test_a_first_client_left_waiting_in_a_failed_test_closes_its_servers_accepts
 
 def test_a_first_client_closed_before_the_verdict_is_judged_as_it_was_when_it_closed(
         book, listener):
-    port, client_port = connect_to(listener)
-    gates.activate(context(book, "test_one"))
-    gates.server_started(port, "srv.py PORT")
-    gates.client_connected(port, client_port)
+    port, client_port = first_client_in(book, listener, "test_one")
     client = listener[1][-1]
     gates.client_closing(port, client)      # the test resets its clients in a `finally`
     client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     client.close()
     assert accept_state(port, client_port) is None, "gone from the kernel's tables"
     gates.settle_accepts(GradingFailure("sent", "an answer", "none"), patience=0.0)
-    gates.activate(context(book, "test_two"))
-    gates.server_started(port + 1, "srv.py PORT")
     with pytest.raises(gates.GateClosed):
-        gates.needs_accepted(port + 1)
+        later_test_needs_accepted(book, port)
 
 
 def test_an_accepted_first_client_opens_the_gate_and_a_short_wait_closes_nothing(
         book, listener):
-    port, client_port = connect_to(listener)
-    gates.activate(context(book, "test_one"))
-    gates.server_started(port, "srv.py PORT")
-    gates.client_connected(port, client_port)
+    port, client_port = first_client_in(book, listener, "test_one")
     failure = GradingFailure("sent a line", "its echo", "nothing came")
     gates.settle_accepts(failure, patience=60.0)    # waited less than that: no verdict
     assert "never accepted" in failure.got, "the student still reads why"
@@ -249,12 +252,9 @@ def test_an_accepted_first_client_opens_the_gate_and_a_short_wait_closes_nothing
     accepted, _ = listener[0].accept()
     listener[1].append(accepted)
     gates.settle_accepts(None, patience=0.0)        # accepted: the gate passed
-    port2, client_port2 = connect_to(listener)
-    gates.activate(context(book, "test_two"))
-    gates.server_started(port2, "srv.py PORT")
-    gates.client_connected(port2, client_port2)
+    first_client_in(book, listener, "test_two")
     gates.settle_accepts(GradingFailure("a", "b", "c"), patience=0.0)
-    gates.needs_accepted(port2)         # it passed once: a later failure is that test's own
+    later_test_needs_accepted(book, port)   # it passed once: a later failure is that test's own
 
 
 def test_outside_a_test_a_guard_only_runs_the_step():
