@@ -452,3 +452,23 @@ def test_arrange_puts_alone_tests_first_and_spreads_the_quiet_ones():
     assert shared == sorted(shared)                            # in their own order
     assert turns.arrange(kinds, workers=1) == list(range(10, 18)) + list(range(10)) \
         + list(range(18, 38))
+
+
+def test_arrange_opens_each_run_with_another_module():
+    """The first test of a module finds out whether its program starts
+    (its gates): the runs open with the first shared tests of different
+    modules, before the alone and quiet tests, so that those waits overlap
+    and no alone or quiet turn holds the machine through one; the rest
+    keep their order."""
+    kinds = [turns.QUIET, turns.ALONE] + [turns.SHARED] * 14
+    groups = ["echo", "echo"] + ["echo"] * 6 + ["pair"] * 5 + ["client"] * 3
+    order = turns.arrange(kinds, workers=4, groups=groups)
+    assert sorted(order) == list(range(len(kinds)))
+    runs = [order[0:4], order[4:8], order[8:12], order[12:16]]
+    assert [groups[run[0]] for run in runs[:3]] == ["echo", "pair", "client"]
+    assert all(kinds[run[0]] == turns.SHARED for run in runs[:3])
+    assert kinds[runs[0][1]] == turns.ALONE and kinds[runs[1][1]] == turns.QUIET
+    heads = {run[0] for run in runs[:3]}
+    rest = [i for i in order if i not in heads and kinds[i] == turns.SHARED]
+    assert rest == sorted(rest)
+    assert turns.arrange(kinds, workers=4) == turns.arrange(kinds, workers=4, groups=None)

@@ -193,3 +193,80 @@ def test_a_submitted_conftest_has_no_effect(tmp_path):
     (folder / "pytest.ini").write_text("[pytest]\naddopts = -p no:socklab\n")
     result = grade_exercise(exercise, tmp_path)
     assert result.tests and result.score == 0
+
+
+LISTEN_THEN = """
+import socket, sys, time
+time.sleep(float(sys.argv[2]))                  # a slow start-up, before it binds
+s = socket.socket()
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+time.sleep(float(sys.argv[3]))                  # between listen() and the line
+if sys.argv[4] == "say":
+    print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def _listens(program: Program, port: int):
+    from grader.harness import listening
+    return lambda: listening.listens(program.pid, port)
+
+
+def test_a_listening_program_that_never_says_so_fails_without_the_whole_wait(tmp_path):
+    """Once the kernel lists the program's listening socket, its ready line
+    has a reply's time to come (waits.DONE_TO_LINE), not what is left of
+    READY; the message says it was listening."""
+    port = ports.free_port()
+    program = run_script(tmp_path, LISTEN_THEN, str(port), "0", "0", "silent")
+    try:
+        with pytest.raises(GradingFailure) as caught:
+            program.expect_line("ready", literal=True, timeout=120, done=_listens(program, port),
+                                done_what="listening (the kernel lists its socket)")
+        text = str(caught.value)
+        assert "already listening (the kernel lists its socket)" in text, text
+        assert "within 120 s" not in text
+    finally:
+        program.stop()
+
+
+@pytest.mark.parametrize("before, between", [(1.0, 0.0), (0.0, 0.3)])
+def test_a_slow_start_or_a_short_set_up_after_listening_still_gets_ready(tmp_path, before,
+                                                                         between):
+    port = ports.free_port()
+    program = run_script(tmp_path, LISTEN_THEN, str(port), str(before), str(between), "say")
+    try:
+        program.expect_line("ready", literal=True, timeout=30, done=_listens(program, port))
+    finally:
+        program.stop()
+
+
+def test_what_a_program_has_done_is_seen_in_the_kernel(tmp_path):
+    """grader.harness.listening: a Unix-domain listener, a UDP socket bound
+    to the port, a fork; nothing of the kind in a program that only sleeps."""
+    from grader.harness import listening
+    port = ports.free_port()
+    body = f"""
+    import os, socket, time
+    u = socket.socket(socket.AF_UNIX); u.bind({str(tmp_path / 's.sock')!r}); u.listen()
+    d = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); d.bind(("127.0.0.1", {port}))
+    if os.fork() == 0:
+        time.sleep(60)
+    print("done", flush=True)
+    time.sleep(60)
+    """
+    busy = run_script(tmp_path, body)
+    (tmp_path / "idle.py").write_text("import time\nprint('up', flush=True)\ntime.sleep(60)\n")
+    idle = Program(python_argv(tmp_path / "idle.py"), cwd=tmp_path, transcript=Transcript(),
+                   name="idle")
+    try:
+        idle.expect_line("up", literal=True, timeout=30)
+        busy.expect_line("done", literal=True, timeout=30)
+        assert listening.listening_unix(busy.pid) and listening.serving(busy.pid, port)
+        assert listening.has_child(busy.pid)
+        assert not listening.serving(busy.pid, port + 1 if port < 65535 else port - 1)
+        assert not (listening.listening_unix(idle.pid) or listening.serving(idle.pid, port)
+                    or listening.has_child(idle.pid))
+    finally:
+        busy.stop()
+        idle.stop()

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from grader.harness import gates, waits
+from grader.harness import gates, listening, waits
 from grader.harness.failure import check
 from grader.harness.program import start_peer
 from grader.testkit import textgen
@@ -22,7 +22,9 @@ def server(spawn, socket_dir):
     program = spawn("unix_echo_server.py", path, name="server")
     with gates.guard(ready_on_a_fresh_path("unix_echo_server.py")):
         program.expect_line(rf"listening on {re.escape(path)}\s*$", timeout=waits.READY,
-                            did=f"ran: python -u unix_echo_server.py {path}")
+                            did=f"ran: python -u unix_echo_server.py {path}",
+                            done=lambda: listening.listening_unix(program.pid),
+                            done_what="listening (the kernel lists its socket)")
     return program, path
 
 

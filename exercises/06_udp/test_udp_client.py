@@ -9,14 +9,21 @@ import pytest
 from grader.harness import waits
 from grader.harness.failure import check
 from grader.testkit import textgen
+from grader.testkit.udp_echo import probe_echo
+from grader.testkit.udp_peer import udp  # noqa: F401 (a fixture: UDP sockets of the test, closed afterwards)
 
 READY = lambda port: rf"\[server\] listening on 0\.0\.0\.0:{port} \(udp\)\s*$"
 
 
 @pytest.mark.points(4)
 @pytest.mark.task(4)
-def test_client_gets_the_echo_from_your_server(start_server, spawn, rng):
+def test_client_gets_the_echo_from_your_server(start_server, spawn, udp, rng):
     program, port = start_server("udp_server.py", lambda port: [port], READY)
+    udp.name_address(("127.0.0.1", port), "server")
+    # Your client can only get an echo from a server that echoes: checked first (a gate,
+    # grader.testkit.udp_echo), so that a server that never answers fails here at once.
+    probe_echo(udp.socket("probe"), port, "started your server and sent it a datagram, before "
+               "running your client against it")
     message = textgen.message(rng)
     client = spawn("udp_client.py", "127.0.0.1", port, name="client")
     client.send_line(message)

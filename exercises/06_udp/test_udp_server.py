@@ -5,6 +5,7 @@ import pytest
 from grader.harness import waits
 from grader.harness.failure import check
 from grader.testkit import textgen
+from grader.testkit.udp_echo import needs_echo
 from grader.testkit.udp_peer import udp  # noqa: F401 (a fixture: UDP sockets of the test, closed afterwards)
 
 READY = lambda port: rf"\[server\] listening on 0\.0\.0\.0:{port} \(udp\)\s*$"
@@ -27,6 +28,7 @@ def test_server_says_it_is_listening(server):
 @pytest.mark.task(2)
 def test_server_echoes_a_datagram(server, udp, rng):
     program, port = server
+    needs_echo(port)    # fails at once if the server never echoed the grader's first datagram
     client = udp.socket("client")
     data = textgen.message(rng).encode()
     client.send_to(data, ("127.0.0.1", port))

@@ -4,7 +4,6 @@ The grader's hidden tests go further: a hard limit of their choosing,
 bursts of connections, clients that misbehave or leave, and ten thousand
 idle clients with a latency bound and an idle-CPU bound."""
 
-import re
 import resource
 import time
 
@@ -13,11 +12,11 @@ import pytest
 from grader.harness import launch, waits
 from grader.harness.failure import check
 from grader.harness.program import Limits
+from grader.testkit.c10k_lines import COUNT, UNKNOWN, count_gate, first_count, first_ping
 from grader.testkit.crowd import Crowd, connect_many, reset_all, wait_among
 
 SCRIPT = "c10k_server.py"
 READY = r"ready for (\d+) connections\s*$"
-COUNT = re.compile(r"clients (\d+)")
 CROWD = 1_500     # more than a soft limit of 1024 allows
 
 
@@ -31,19 +30,8 @@ def start_with_soft_limit(spawn, free_port, soft):
     def spawn_low(script, *args, name="server"):
         return spawn(script, *args, name=name, limits=Limits(open_files=soft))
 
-    return launch.start_server(spawn_low, free_port, SCRIPT, lambda p: [p], lambda p: READY,
-                               command=launch.with_lowered_limits(f"{SCRIPT} PORT"),
-                               usual=f"{SCRIPT} PORT")
-
-
-@pytest.mark.points(3)
-@pytest.mark.task(1)
-def test_says_it_is_ready_and_raises_its_limit(spawn, free_port):
-    program, port = start_with_soft_limit(spawn, free_port, 256)
-    soft, hard = program.descriptor_limits()
-    check(soft == hard, "started the server with a soft descriptor limit of 256, then read its "
-                        "limits in /proc", "its soft limit is raised to the hard limit",
-          f"soft {soft}, hard {hard}")
+    return launch.start_with_lowered_limits(spawn_low, free_port, SCRIPT, lambda p: [p],
+                                            lambda p: READY, usual=f"{SCRIPT} PORT")
 
 
 @pytest.mark.points(3)
@@ -51,7 +39,8 @@ def test_says_it_is_ready_and_raises_its_limit(spawn, free_port):
 def test_answers_ping_with_pong(server, connect):
     program, port = server
     client = connect(port, name="client")
-    for token in ("hello", "42", "é→ß"):
+    first_ping(client)      # 'ping hello': a gate (grader.testkit.c10k_lines)
+    for token in ("42", "é→ß"):
         client.send_line(f"ping {token}")
         client.expect_line(f"pong {token}", did=f"sent 'ping {token}'")
 
@@ -60,7 +49,9 @@ def test_answers_ping_with_pong(server, connect):
 @pytest.mark.task(3)
 def test_counts_the_clients(server, connect):
     program, port = server
-    clients = [connect(port, name=f"client{i + 1}") for i in range(3)]
+    clients = [connect(port, name="client1")]
+    first_count(clients[0])     # alone, it is counted: a gate (grader.testkit.c10k_lines)
+    clients += [connect(port, name=f"client{i + 1}") for i in (1, 2)]
     deadline = time.monotonic() + waits.REPLY
     while True:  # the server may not have accepted the last one yet: ask again
         clients[0].send_line("count")
@@ -81,7 +72,19 @@ def test_rejects_unknown_commands(server, connect):
     client = connect(port, name="client")
     for line in ("hello", "count me in"):
         client.send_line(line)
-        client.expect_line("error unknown command", did=f"sent {line!r}")
+        client.expect_line(UNKNOWN, did=f"sent {line!r}")
+
+
+# After the usual start's tests: a start with a lowered limit needs the usual one to work
+# (grader.harness.gates), and fails at once when it did not.
+@pytest.mark.points(3)
+@pytest.mark.task(1)
+def test_says_it_is_ready_and_raises_its_limit(spawn, free_port):
+    program, port = start_with_soft_limit(spawn, free_port, 256)
+    soft, hard = program.descriptor_limits()
+    check(soft == hard, "started the server with a soft descriptor limit of 256, then read its "
+                        "limits in /proc", "its soft limit is raised to the hard limit",
+          f"soft {soft}, hard {hard}")
 
 
 @pytest.mark.alone("a crowd of connections loads the machine")
@@ -123,6 +126,8 @@ def test_fifteen_hundred_idle_clients_are_counted(spawn, free_port, transcript):
         return None
 
     try:
+        with count_gate(control):   # the first client, alone: a gate (grader.testkit.c10k_lines)
+            ask()
         members, shortfall = connect_many(crowd, CROWD, settle=settle, did=did)
         if shortfall:
             pytest.skip(f"this machine could open only {len(members)} connections: {shortfall}")

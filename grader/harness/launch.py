@@ -7,7 +7,7 @@ import re
 import time
 from typing import Callable
 
-from grader.harness import gates, waits
+from grader.harness import gates, listening, waits
 from grader.harness.failure import GradingFailure
 from grader.harness.program import Program
 
@@ -17,8 +17,25 @@ ATTEMPTS = 4
 
 def with_lowered_limits(command: str) -> str:
     """The name of `command`'s starts with lowered resource limits, for the
-    gates: one name whatever the limits (see start_server's `command`)."""
+    gates: one name whatever the limits (see start_with_lowered_limits)."""
     return f"{command}, its descriptor limits lowered"
+
+
+def start_with_lowered_limits(spawn: Callable[..., Program], free_port: Callable[[], int],
+                              script: str, args: Callable[[int], list],
+                              ready: Callable[[int], str], usual: str,
+                              name: str = "server") -> tuple[Program, int]:
+    """start_server for the `usual` command line (a gates.command_shape)
+    spawned with lowered descriptor limits (by `spawn`), which the server
+    raises back as it starts. Its start has a ready gate of its own that
+    needs the usual one; once ready, it is in the usual start's state, so
+    its clients meet the usual command line's gates (accepts, first
+    answers): a server that never answers its first client fails the same
+    way, whatever limits it was started with."""
+    with gates.server_start(with_lowered_limits(usual), usual):
+        program, port = _start(spawn, free_port, script, args, ready, name, waits.READY)
+    gates.server_started(port, usual)
+    return program, port
 
 
 def start_server(spawn: Callable[..., Program], free_port: Callable[[], int], script: str,
@@ -51,6 +68,8 @@ def _start(spawn: Callable[..., Program], free_port: Callable[[], int], script: 
             program.expect_line(
                 re.compile(ready(port)), timeout=timeout,
                 did=f"started {script} {' '.join(map(str, args(port)))} and waited for its ready line",
+                done=lambda: listening.listens(program.pid, port),
+                done_what="listening (the kernel lists its socket)",
             )
             waits.observed("ready", time.monotonic() - started)
             return program, port

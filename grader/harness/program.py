@@ -21,6 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pexpect
 import psutil
@@ -49,6 +50,7 @@ ENDED_WINDOW_BYTES = 256 << 10
 READ_BYTES = 64 << 10       # one read from the terminal (it hands out ~4-25 KiB at a time;
                             # asking for more only makes each read allocate more)
 # What is shown of it (and of stderr) under a failure message.
+DONE_POLL = 0.05            # seconds between looks at what a program has done (expect_line)
 TAIL_LINES = 25             # last lines of stdout and of stderr shown
 SHOW_HEAD_LINES = 5         # first stdout lines also shown when some in between were dropped
 SHOW_CHARS = 300            # a shown line is cut to this many characters
@@ -324,12 +326,19 @@ class Program:
                 self._dropped_bytes, self._cut_lines
 
     def expect_line(self, pattern: str | re.Pattern, timeout: float = waits.REPLY,
-                    did: str = "", literal: bool = False) -> re.Match:
+                    did: str = "", literal: bool = False,
+                    done: Callable[[], bool] | None = None, done_what: str = "") -> re.Match:
         """Wait for the next stdout line matching `pattern` (other lines in
-        between are allowed) and return the match."""
+        between are allowed) and return the match. `done`: a check that the
+        program has already done what the line announces (it listens: see
+        grader.harness.listening; `done_what` says it in words). Once it
+        has, the line must come within waits.DONE_TO_LINE, however much of
+        `timeout` is left."""
         regex = re.compile(re.escape(pattern) + r"\s*$" if literal else pattern) \
             if isinstance(pattern, str) else pattern
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
+        done_at = None
         with self._cond:
             while True:
                 while self._cursor < self._count:
@@ -342,16 +351,25 @@ class Program:
                     match = regex.match(line)
                     if match:
                         return match
+                if done is not None and done_at is None and done():
+                    done_at = time.monotonic()
+                    deadline = min(deadline, done_at + waits.DONE_TO_LINE)
                 remaining = deadline - time.monotonic()
                 if self._eof or remaining <= 0:
                     break
-                self._cond.wait(remaining)
+                self._cond.wait(remaining if done is None or done_at is not None
+                                else min(remaining, DONE_POLL))
             unread = self._unread_dropped
         shown = pattern if isinstance(pattern, str) else pattern.pattern
         if self._eof:
             status = self.wait_exit(2.0)
             got = f"it closed its output ({status.describe() if status else 'still running'}) " \
                   "without printing that line."
+        elif done_at is not None:
+            got = (f"no such line within {time.monotonic() - started:.1f} s, though it was "
+                   f"already {done_what} {done_at - started:.1f} s after it started: the line "
+                   f"did not come in the {waits.DONE_TO_LINE:g} s after that. It is printed "
+                   "once that is done.")
         else:
             got = f"no such line within {timeout:g} s."
         if unread:

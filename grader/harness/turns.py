@@ -149,7 +149,8 @@ def taken(kind: str) -> Iterator[None]:
         turn.give_back()
 
 
-def arrange(kinds: list[str], workers: int, seconds: list[float] | None = None) -> list[int]:
+def arrange(kinds: list[str], workers: int, seconds: list[float] | None = None,
+            groups: list[str] | None = None) -> list[int]:
     """The order to run tests of these `kinds` in (indices into `kinds`), for
     `workers` pytest-xdist workers that each take a run of the list in turn
     (its `worksteal` scheduler cuts the list into `workers` runs of equal
@@ -160,8 +161,13 @@ def arrange(kinds: list[str], workers: int, seconds: list[float] | None = None) 
     keeping its turn. The quiet tests open the other runs, spread so that
     each worker's share takes about as long (the longest first), and run
     side by side, each worker keeping its quiet turn over its share. The
-    shared ones fill the rest, in their order. Only speed depends on the
-    cut matching the scheduler's: any order is correct."""
+    shared ones fill the rest, in their order. With `groups` (the tests'
+    modules), each run opens with the first shared test of another group
+    while there are groups left: the first test of a module is the one
+    that finds out whether its program starts and answers (its gates), and
+    the runs find out side by side, before any alone or quiet test holds
+    the machine waiting for a program that never gets ready. Only speed
+    depends on the cut matching the scheduler's: any order is correct."""
     weight = seconds or [1.0] * len(kinds)
     alone = [i for i, kind in enumerate(kinds) if kind == ALONE]
     quiet = [i for i, kind in enumerate(kinds) if kind == QUIET]
@@ -172,7 +178,17 @@ def arrange(kinds: list[str], workers: int, seconds: list[float] | None = None) 
     for worker in range(workers):
         sizes.append(left // (workers - worker))
         left -= sizes[-1]
-    runs: list[list[int]] = [alone] + [[] for _ in range(workers - 1)]
+    runs: list[list[int]] = [[] for _ in range(workers)]
+    for index in shared if groups else ():
+        opened = [run[0] for run in runs if run]
+        if len(opened) == workers:
+            break
+        if all(groups[index] != groups[head] for head in opened):
+            runs[len(opened)].append(index)
+    for run in runs:
+        if run:
+            shared.remove(run[0])
+    runs[0] += alone
     load = [0.0] * workers
     for index in sorted(quiet, key=lambda i: -weight[i]):
         least = min(range(1, workers), key=lambda run: (load[run], run))

@@ -38,6 +38,11 @@ REPLY = 1.5
 # End of file on a connection the server should close, or its exit after
 # end of input: a reply that happens to carry no data.
 EOF = REPLY
+# From the moment the kernel shows that a program has done what its ready
+# line announces (a server's listening socket, a fork: grader.harness.listening)
+# to the line itself. Nothing but a print, or a little set-up, lies between:
+# a reply's time. A program that listens and never says so costs this, not READY.
+DONE_TO_LINE = REPLY
 # A program's exit after a signal (SIGINT, SIGTERM) or after it finished its
 # work. Reference: at most 0.15 s over the 135 exits of one grading (not
 # counting 06's client tests, whose wait includes the 1 to 3 s of retries

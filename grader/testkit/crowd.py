@@ -63,6 +63,12 @@ class Member:
         self.eof = False
         self.reset = False
         self.closed = False
+        self.ordinal = 0        # 1 for its server's first client (see gates.client_connected)
+
+    @property
+    def port(self) -> int:
+        """The server's port (a client of gates.first_answer has one)."""
+        return self.crowd.port
 
     def line_count(self) -> int:
         return self.newlines
@@ -427,7 +433,7 @@ def _adopt(crowd: Crowd, sock: socket.socket, name: str | None = None) -> Member
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     member = Member(crowd, sock, name or f"{crowd.name}[{len(crowd.members)}]")
     if not crowd.members:
-        gates.client_connected(crowd.port, sock.getsockname()[1])
+        member.ordinal = gates.client_connected(crowd.port, sock.getsockname()[1])
     crowd.members.append(member)
     crowd._by_fd[member.fd] = member
     crowd.poller.register(member.fd, select.POLLIN)

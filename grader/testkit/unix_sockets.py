@@ -9,6 +9,9 @@ file instead of a port.
   Every client it opened is closed after the test.
 - `ready_on_a_fresh_path(script)`: the gate (grader.harness.gates) of a
   server started on a fresh socket path printing its ready line.
+- `child_answers_hello(program, child)`: 05's pair.py, freshly started,
+  gets the fixed line 'hello' answered by its child: the gate of its
+  answers, which every test typing lines of its own begins with.
 
 Import the fixtures into a test module to use them:
 
@@ -45,6 +48,21 @@ def ready_on_a_fresh_path(script: str) -> gates.Gate:
     return gates.Gate(f"ready:{script} PATH",
                       f"`python {script} PATH` starts on a fresh socket path and prints its "
                       "ready line")
+
+
+PAIR_ANSWER = gates.Gate("answer:pair.py", "the child of a freshly started `python pair.py` "
+                                         "answers the line 'hello' with 'child PID: HELLO'")
+
+
+def child_answers_hello(program, child: int) -> None:
+    """Type 'hello' on a freshly started pair.py (whose child is `child`)
+    and read the answer: the gate PAIR_ANSWER. The same first line every
+    time, so that a pair.py whose child never answers fails once, and each
+    later test that types lines fails at once."""
+    with gates.guard(PAIR_ANSWER):
+        program.send_line("hello")
+        program.expect_line(f"child {child}: HELLO", literal=True,
+                            did="typed 'hello' on pair.py's standard input")
 
 
 def fits(path: str | Path) -> bool:

@@ -8,11 +8,12 @@ import re
 import psutil
 import pytest
 
-from grader.harness import gates, waits
+from grader.harness import gates, listening, waits
 from grader.harness.failure import check, fail
 from grader.harness.orphans import OrphanWatch
 from grader.testkit import textgen
 from grader.testkit.suites.server_rules import TRACEBACK, expect_usage_error
+from grader.testkit.unix_sockets import child_answers_hello
 
 SCRIPT = "pair.py"
 FORKED = re.compile(r"parent (\d+) forked child (\d+)\s*$")
@@ -23,13 +24,23 @@ FORK_GATE = gates.Gate("ready:pair.py", "`python pair.py` announces its fork")
 def forked(program, did: str = f"ran: python -u {SCRIPT}") -> re.Match:
     """pair.py's first line, its ready line (FORK_GATE)."""
     with gates.guard(FORK_GATE):
-        return program.expect_line(FORKED, timeout=waits.READY, did=did)
+        return program.expect_line(FORKED, timeout=waits.READY, did=did,
+                                   done=lambda: listening.has_child(program.pid),
+                                   done_what="running its child (it had forked)")
 
 
 def start_pair(spawn):
     """Start pair.py; return (program, child pid) once it announced the fork."""
     program = spawn(SCRIPT, name="pair")
     return program, int(forked(program).group(2))
+
+
+def start_answering_pair(spawn):
+    """start_pair, then the fixed first line, answered: the gate of the
+    answers (grader.testkit.unix_sockets.child_answers_hello)."""
+    program, child = start_pair(spawn)
+    child_answers_hello(program, child)
+    return program, child
 
 
 def ascii_line(rng) -> str:
@@ -140,7 +151,7 @@ def test_parent_and_child_talk_over_unix_sockets(spawn):
 @pytest.mark.points(5)
 @pytest.mark.task(2)
 def test_every_line_is_answered_by_the_child_in_order(spawn, rng):
-    program, child = start_pair(spawn)
+    program, child = start_answering_pair(spawn)
     lines = [ascii_line(rng) for _ in range(rng.randint(4, 7))]
     lines.insert(rng.randrange(1, len(lines)), "   " + ascii_line(rng))  # spaces are part of LINE
     for number, line in enumerate(lines, 1):
@@ -158,7 +169,7 @@ def test_every_line_is_answered_by_the_child_in_order(spawn, rng):
 @pytest.mark.points(4)
 @pytest.mark.task(2)
 def test_a_long_line_gets_one_whole_answer(spawn, rng):
-    program, child = start_pair(spawn)
+    program, child = start_answering_pair(spawn)
     long = textgen.line_of_bytes(rng, rng.randint(1500, 3000))
     short = ascii_line(rng)
     program.send_line(long)
@@ -172,7 +183,7 @@ def test_a_long_line_gets_one_whole_answer(spawn, rng):
 @pytest.mark.points(4)
 @pytest.mark.task(3)
 def test_reports_the_child_exit_on_end_of_input(spawn, rng):
-    program, child = start_pair(spawn)
+    program, child = start_answering_pair(spawn)
     for _ in range(rng.randint(1, 3)):
         exchange(program, child, ascii_line(rng))
     end_input(program, child, did="typed a few lines, then sent end of input (Ctrl-D)")
@@ -191,6 +202,7 @@ def test_leaves_no_zombie_and_no_orphan(spawn, rng):
     with OrphanWatch() as watch:
         program, child = start_pair(spawn)
         watch.own(program)
+        child_answers_hello(program, child)
         for _ in range(rng.randint(1, 3)):
             exchange(program, child, ascii_line(rng))
         program.send_eof()

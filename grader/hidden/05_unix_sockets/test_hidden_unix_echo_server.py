@@ -17,7 +17,7 @@ import time
 import psutil
 import pytest
 
-from grader.harness import gates, waits
+from grader.harness import gates, listening, waits
 from grader.harness.failure import GradingFailure, check, fail
 from grader.harness.program import start_peer
 from grader.testkit import textgen
@@ -158,6 +158,7 @@ def test_idle_server_sleeps_in_the_kernel_after_clients_left(server, unix_connec
 @pytest.mark.points(5)
 @pytest.mark.task(4)
 def test_removes_a_stale_socket_file(spawn, sock_path, unix_connect, rng):
+    gates.require(READY_GATE)   # a start on a stale path needs the start on a fresh one
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stale.bind(sock_path)       # leaves the file behind, as a killed server does
     stale.close()
@@ -165,7 +166,9 @@ def test_removes_a_stale_socket_file(spawn, sock_path, unix_connect, rng):
            f"leaves it), then ran: {command(sock_path)}")
     program = spawn(SCRIPT, sock_path, name="server")
     try:
-        program.expect_line(ready(sock_path), did=did, timeout=waits.READY)
+        program.expect_line(ready(sock_path), did=did, timeout=waits.READY,
+                            done=lambda: listening.listening_unix(program.pid),
+                            done_what="listening (the kernel lists its socket)")
     except GradingFailure as failure:
         failure.hint = ("a socket file stays behind when its server dies, and bind() fails with "
                         "'Address already in use' while it is there: check that it is a socket "

@@ -12,15 +12,15 @@ from __future__ import annotations
 import re
 import signal
 import sys
-from types import SimpleNamespace
 
 import pytest
 
 from grader.harness import gates, waits
-from grader.harness.failure import check, fail
+from grader.harness.failure import check
 from grader.testkit import textgen
 from grader.testkit.suites.server_rules import (ServerSpec, expect_bad_arguments_refused,
                                                 expect_clean_exit, expect_port_in_use_error, measure_cpu)
+from grader.testkit.udp_echo import ECHOED, expect_echo, needs_echo, probe_echo
 from grader.testkit.udp_peer import occupy_port
 from grader.testkit.udp_peer import udp  # noqa: F401 (a fixture)
 
@@ -31,8 +31,6 @@ SERVER = ServerSpec(
     bad_args=[[], ["{port}", "extra"], ["http"], ["0"], ["65536"], ["-5"], ["80.5"]],
 )
 LINUX = sys.platform.startswith("linux")
-PROBE = b"are you there?"   # the first datagram a freshly started server gets, in some tests
-ECHOED = "gets its datagram echoed"
 
 
 # -- fixtures and helpers ------------------------------------------------------
@@ -42,33 +40,6 @@ def server(start_server, udp):
     program, port = start_server(SERVER.script, SERVER.args, SERVER.ready)
     udp.name_address(("127.0.0.1", port), "server")
     return program, port
-
-
-def expect_echo(client, port: int, data: bytes, did: str, host: str = "127.0.0.1"):
-    """Send `data` to the server and require the same bytes back as one datagram."""
-    client.send_to(data, (host, port))
-    got = client.receive(timeout=waits.REPLY)
-    if got is None:
-        raise fail(did=did, expected=f"{client.name} gets its {len(data)} bytes back as one datagram",
-                   got=f"nothing came back within {waits.REPLY:g} s")
-    check(got.data == data, did, f"the same {len(data)} bytes back: {data[:80]!r}",
-          f"{len(got.data)} bytes: {got.data[:80]!r}")
-    return got
-
-
-def probe_echo(client, port: int, did: str) -> None:
-    """The first datagram a server started by the test gets: PROBE, which
-    must come back. The same exchange every time, so it is a gate
-    (grader.harness.gates) for that server's command line."""
-    first = SimpleNamespace(port=port, ordinal=1)   # the server's first peer
-    with gates.first_answer(first, "echo", ECHOED):
-        expect_echo(client, port, PROBE, did)
-
-
-def needs_echo(port: int) -> None:
-    """For a test whose own datagrams need echoing: fail at once if the
-    server's command line never echoed PROBE (see probe_echo) earlier."""
-    gates.needs_answer(SimpleNamespace(port=port), "echo", ECHOED)
 
 
 def require_echo(start_server, udp) -> None:

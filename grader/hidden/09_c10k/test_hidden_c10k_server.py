@@ -23,28 +23,25 @@ from grader.harness import cpu, launch, waits
 from grader.harness.failure import check, fail
 from grader.harness.program import Limits
 from grader.testkit import textgen
+from grader.testkit.c10k_lines import (COUNT, UNKNOWN, ask_count, count_gate, first_ping,
+                                       needs_ping)
 from grader.testkit.crowd import Crowd, connect_many, latency_percentile, reset_all, wait_among
 from grader.testkit.suites import server_rules
 from grader.testkit.suites.server_rules import ServerRulesTests, ServerSpec
 
 SCRIPT = "c10k_server.py"
 READY = r"ready for (\d+) connections\s*$"
-COUNT = re.compile(r"clients (\d+)")
-UNKNOWN = "error unknown command"
 
 
 def engage(client):
     """A served client: its `count` was answered (so signals find the server
     in its loop with a client connected)."""
-    client.send_line("count")
-    client.expect_line(COUNT, did="connected a client and sent 'count'")
+    ask_count(client)
 
 
-# The gates (grader.harness.gates) of the usual command line, and of its
-# starts with lowered descriptor limits (one name for all of them: the
-# server raises its soft limit to the hard one whatever they are).
+# The gates (grader.harness.gates) of the usual command line, which its
+# starts with lowered descriptor limits need (launch.start_with_lowered_limits).
 USUAL = f"{SCRIPT} PORT"
-LIMITED = launch.with_lowered_limits(USUAL)
 
 SPEC = ServerSpec(
     script=SCRIPT,
@@ -100,6 +97,7 @@ def token(rng, number: int | None = None) -> str:
 
 
 def count_of(client, did: str) -> int:
+    server_rules.needs_engaged(SPEC, client)
     client.send_line("count")
     return int(client.expect_line(COUNT, did=did).group(1))
 
@@ -120,6 +118,7 @@ def ping_conversation(connect, port: int, rng) -> str:
     the other is told the new count; it stays connected. Returns what
     happened, in words."""
     first, second = connect(port, name="first"), connect(port, name="second")
+    first_ping(first)
     for client in (first, second):
         text = token(rng)
         client.send_line(f"ping {text}")
@@ -138,8 +137,18 @@ class Census:
     def __init__(self, crowd: Crowd, control, did: str, limit_note: str = "") -> None:
         self.crowd, self.control, self.did = crowd, control, did
         self.limit_note = limit_note
+        self.asked = False
 
     def ask(self) -> int:
+        """The control member's count. Its first is the gate of the
+        server's first client (server_rules.engage's, the same exchange)."""
+        if self.asked:
+            return self._ask()
+        self.asked = True
+        with count_gate(self.control):
+            return self._ask()
+
+    def _ask(self) -> int:
         control = self.control
         before = control.line_count()
         control.send_line("count")
@@ -218,8 +227,8 @@ def start_with_limits(spawn, free_port, workdir, transcript, soft: int, hard: in
     def spawn_limited(script, *args, name="server"):
         return spawn(LAUNCHER, soft, hard, script, *args, name=name)
 
-    return launch.start_server(spawn_limited, free_port, SCRIPT, SPEC.args, SPEC.ready,
-                               command=LIMITED, usual=USUAL)
+    return launch.start_with_lowered_limits(spawn_limited, free_port, SCRIPT, SPEC.args,
+                                            SPEC.ready, usual=USUAL)
 
 
 def own_capacity() -> tuple[int, int]:
@@ -353,6 +362,7 @@ def test_keeps_its_clients_on_an_epoll_interest_list(server, transcript, rng):
     try:
         control = crowd.connect("control")
         census = Census(crowd, control, did)
+        census.wait_for(1)
         members, _ = connect_many(crowd, count - 1, batch=8, settle=census.settle, did=did)
         ports = {m.sock.getsockname()[1] for m in crowd.members}
         wanted = server_socket_fds(program.pid, ports)
@@ -381,6 +391,7 @@ def test_keeps_its_clients_on_an_epoll_interest_list(server, transcript, rng):
 def test_answers_each_ping_with_its_own_token(server, connect, rng):
     program, port = server
     clients = [connect(port, name=f"client{i + 1}") for i in range(rng.randint(3, 6))]
+    needs_ping(clients[0])
     for _ in range(rng.randint(2, 4)):
         sent = []
         for client in rng.sample(clients, len(clients)):
@@ -430,6 +441,7 @@ def test_unknown_commands_get_an_error(server, connect, rng):
 def test_strips_a_carriage_return(server, connect, rng):
     program, port = server
     client = connect(port, name="client")
+    needs_ping(client)
     text = token(rng)
     did = f"sent 'ping {text}' ending in \\r\\n, as telnet does"
     client.send_raw(f"ping {text}\r\n".encode())
@@ -445,6 +457,7 @@ def test_strips_a_carriage_return(server, connect, rng):
 def test_acts_on_complete_lines_only(server, connect, rng):
     program, port = server
     client = connect(port, name="client")
+    needs_ping(client)
     text = token(rng)
     line = f"ping {text}\n".encode()
     cut = rng.randint(2, len(line) - 2)
@@ -521,6 +534,7 @@ def test_sleeps_again_after_clients_leave(server, connect, transcript, rng):
     try:
         control = crowd.connect("control")
         census = Census(crowd, control, f"connected {count} clients")
+        census.wait_for(1)
         members, _ = connect_many(crowd, count - 1, batch=10, settle=census.settle)
         for i, member in enumerate(members):
             if i % 3 == 0:
@@ -560,8 +574,8 @@ class Crowded:
 
         transcript.note("test", f"starting the server with a soft descriptor limit of "
                                 f"{SERVER_SOFT_LIMIT} and a hard limit of {limit}")
-        self.program, self.port = launch.start_server(spawn_low, free_port, SCRIPT, SPEC.args,
-                                                      SPEC.ready, command=LIMITED, usual=USUAL)
+        self.program, self.port = launch.start_with_lowered_limits(
+            spawn_low, free_port, SCRIPT, SPEC.args, SPEC.ready, usual=USUAL)
         self.crowd = Crowd(self.port, transcript, name="crowd")
         self.control = self.crowd.connect("control")
         started = time.monotonic()
@@ -620,6 +634,7 @@ def test_ten_thousand_idle_clients_are_counted_and_answered(crowded, rng, transc
     total = c.count + 1
     got = c.census.ask()
     check(got == total, c.did, f"count answers 'clients {total}'", f"'clients {got}'")
+    needs_ping(c.control)
     expected: dict[int, list[str]] = {}     # member's descriptor -> its pongs, in order
     latencies: list[float] = []
     slow = 0
