@@ -102,6 +102,25 @@ def test_calls_that_keep_returning_may_take_longer_than_one_allowance(tmp_path):
     assert outcome.value == [1, "ok"]
 
 
+def test_the_checks_own_code_between_calls_is_not_timed(tmp_path):
+    """Only the student's code is on the clock: a check whose own code is
+    slow between two calls (its imports, drawing examples, a loaded
+    machine), here 1.5 s of it, is not stopped."""
+    checks = runner_with(tmp_path, quick="""
+        def double(n):
+            return 2 * n
+    """)
+    outcome = checks.run("""
+        import time, quick
+        began = time.monotonic()
+        while time.monotonic() - began < 1.5:
+            pass                # the check's own work, not the student's
+        result = quick.double(21)
+    """)
+    assert outcome.returned, outcome
+    assert outcome.value == 42
+
+
 def test_the_watch_leaves_no_trace_in_a_students_traceback(tmp_path):
     checks = runner_with(tmp_path, broken="""
         def outer():

@@ -18,12 +18,16 @@ READY = lambda port: rf"\[server\] listening on 0\.0\.0\.0:{port} \(udp\)\s*$"
 @pytest.mark.points(4)
 @pytest.mark.task(4)
 def test_client_gets_the_echo_from_your_server(start_server, spawn, udp, rng):
+    # Your client can only get an echo from a server that echoes: checked first, on a server
+    # of its own (a gate, grader.testkit.udp_echo), so that one that never answers fails here
+    # at once, and your client is the first to write to the server it runs against.
+    checked, checked_port = start_server("udp_server.py", lambda port: [port], READY,
+                                         name="checked server")
+    probe_echo(udp.socket("probe"), checked_port, "started your server and sent it a datagram, "
+               "before running your client against another one")
+    checked.stop()
     program, port = start_server("udp_server.py", lambda port: [port], READY)
     udp.name_address(("127.0.0.1", port), "server")
-    # Your client can only get an echo from a server that echoes: checked first (a gate,
-    # grader.testkit.udp_echo), so that a server that never answers fails here at once.
-    probe_echo(udp.socket("probe"), port, "started your server and sent it a datagram, before "
-               "running your client against it")
     message = textgen.message(rng)
     client = spawn("udp_client.py", "127.0.0.1", port, name="client")
     client.send_line(message)

@@ -63,11 +63,14 @@ OUTPUT_TAIL_BYTES = 256 << 10
 #
 # It also watches the check (see ModuleRunner): every function and method
 # of the student's modules (the .py files of the working folder) is wrapped
-# when its module is imported, so that each return is a sign of progress. A
-# watchdog thread ends the check when none has come for the allowance: the
-# import's (a slow start-up) while a student's module is being imported, a
-# call's otherwise. A function that never returns costs that allowance, not
-# the run's whole timeout, whatever it does with signals.
+# when its module is imported, so that each call and return is a sign of
+# progress. A watchdog thread ends the check when the student's code has run
+# for the allowance without one: the import's (a slow start-up) while a
+# student's module is being imported, a call's while one of its functions
+# runs. The check's own code between calls is not timed, so a loaded machine
+# slowing it down costs the student nothing. A function that never returns
+# costs that allowance, not the run's whole timeout, whatever it does with
+# signals.
 _WRAPPER = r'''
 import ast, functools, importlib.machinery, json, os, sys, threading, time, traceback, types
 
@@ -84,9 +87,11 @@ _HOME = os.path.realpath(os.getcwd()) + os.sep
 _finishing = threading.Lock()
 
 class _progress:
-    last = time.monotonic()     # the last return from the student's code (or the start)
+    last = time.monotonic()     # the last call into the student's code or return from it
+    running = 0                 # calls of the student's functions running now (all threads)
     importing = []              # the student modules being imported now, innermost last
-    longest = 0.0               # the longest wait between two returns, outside imports
+    longest = 0.0               # the longest stretch in the student's code without a call
+                                # or return of its own, outside imports
     first_call = ""             # the first call (see ModuleRunner.first_calls) running now
     first_calls_done = []       # those that returned or raised
 
@@ -112,15 +117,28 @@ def _finish(payload):
     finally:
         os._exit(0)   # do not wait for threads the student's code left running
 
+_counting = threading.Lock()
+
+def _entered():
+    now = time.monotonic()
+    with _counting:
+        if _progress.running and not _progress.importing:
+            _progress.longest = max(_progress.longest, now - _progress.last)
+        _progress.running += 1
+        _progress.last = now
+
 def _returned():
     now = time.monotonic()
-    if not _progress.importing:
-        _progress.longest = max(_progress.longest, now - _progress.last)
-    _progress.last = now
+    with _counting:
+        if not _progress.importing:
+            _progress.longest = max(_progress.longest, now - _progress.last)
+        _progress.running -= 1
+        _progress.last = now
 
 def _watched(function):
     @functools.wraps(function)
     def watched(*args, **kwargs):
+        _entered()
         try:
             return function(*args, **kwargs)
         finally:
@@ -167,9 +185,14 @@ def _stuck_where():
     return ""
 
 def _watchdog():
+    # Only the student's code is timed: while a student module is imported,
+    # or while one of its functions runs. The check's own code between two
+    # calls (its imports, drawing examples) is not, however slow the machine.
     while True:
         time.sleep(0.02)
         importing = _progress.importing[-1] if _progress.importing else ""
+        if not importing and not _progress.running:
+            continue
         allowance = _IMPORT_ALLOWANCE if importing else _CALL_ALLOWANCE
         if time.monotonic() - _progress.last > allowance:
             _finish({"status": "stuck", "importing": importing,
