@@ -105,6 +105,17 @@ def _socklab_first_call(name, call):
     _progress.first_call = ""
     _progress.first_calls_done.append(name)
 
+_socklab_pairs = []             # the socket pairs of first calls, open until the end
+
+def _socklab_socket_holding(data):
+    """A first call's socket (ModuleRunner.first_calls): one end of a fresh
+    socket pair, with `data` already sent from the other end."""
+    import socket
+    mine, theirs = socket.socketpair()
+    theirs.sendall(data)
+    _socklab_pairs.append((mine, theirs))
+    return mine
+
 def _finish(payload):
     _finishing.acquire()        # the check or the watchdog: whichever comes first
     payload["longest_wait"] = _progress.longest
@@ -206,7 +217,8 @@ if _CALL_ALLOWANCE > 0:
 with open(sys.argv[2], encoding="utf-8") as f:
     _SOURCE = f.read()
 _namespace = {"__name__": "__socklab_check__", "describe_error": describe_error,
-              "_socklab_first_call": _socklab_first_call}
+              "_socklab_first_call": _socklab_first_call,
+              "_socklab_socket_holding": _socklab_socket_holding}
 try:
     exec(compile(_SOURCE, "<check>", "exec"), _namespace)
 except BaseException as exc:   # SystemExit and KeyboardInterrupt too

@@ -15,7 +15,14 @@ cleanup of `connect` still apply) and talks in frames instead of lines:
     client.expect_closed(did="...")
 
 JSON replies are compared as parsed values (key order and spacing are
-free), strictly typed: `true` is not `1`, `1` is not `"1"`."""
+free), strictly typed: `true` is not `1`, `1` is not `"1"`.
+
+A key-value server's first set (10's kv_server.py) is a gate
+(grader.harness.gates.first_answer): `first_set` stores a fixed key on a
+fresh server's first client, and every test whose own exchanges include a
+set (of its own keys and values) needs it (`needs_first_set`), failing at
+once when the fixed one went unanswered. Only tests with a set need it:
+a program may store values before it answers anything else."""
 
 from __future__ import annotations
 
@@ -24,7 +31,7 @@ import select
 import struct
 import time
 
-from grader.harness import waits
+from grader.harness import gates, waits
 from grader.harness.failure import GradingFailure
 from grader.testkit.line_client import LineClient
 
@@ -175,3 +182,27 @@ class FrameClient:
 
     def reset(self) -> None:
         self.client.reset()
+
+
+# -- a key-value server's first set: a gate ----------------------------------------
+
+SET_GATE = "set"        # the kind of its gate (grader.harness.gates.answer)
+STORES = 'stores a value: a set of a fixed key is answered {"ok": true}'
+FIRST_SET = {"op": "set", "key": "first-key", "value": "first value"}
+
+
+def first_set(client: FrameClient) -> None:
+    """Store FIRST_SET, the same set every time: for a fresh server's first
+    client, the gate of a set's answer (grader.harness.gates.first_answer)."""
+    with gates.first_answer(client.client, SET_GATE, STORES):
+        client.request(FIRST_SET, {"ok": True},
+                       did=f"connected a client and set the key {show(FIRST_SET['key'])} to "
+                           f"{show(FIRST_SET['value'])}")
+
+
+def needs_first_set(client: FrameClient) -> None:
+    """For a test whose own exchanges include a set (other keys, other
+    values): fail at once if the server never answered the fixed first set
+    in an earlier test (a server that did not answer that one would not
+    answer the test's own either)."""
+    gates.needs_answer(client.client, SET_GATE, STORES)

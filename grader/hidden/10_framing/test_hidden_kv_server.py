@@ -1,7 +1,14 @@
 """Hidden suite for 10_framing, the program kv_server.py: every clause of
 its contract, over raw sockets (grader.testkit.frame_client: 4-byte big-endian length,
 then the payload). Replies are compared as parsed JSON, so key order and
-spacing are the student's choice."""
+spacing are the student's choice.
+
+Gates (grader.harness.gates), one per kind of request: the tests that
+begin with a set begin with the same set of a fixed key (`first_set`),
+and every other test with a set needs it (`needs_first_set`); the tests
+with a get of a key nobody stored need SPEC's engage, a get of PROBE_KEY
+(`needs_not_found`). A server that never answered the fixed request of a
+kind fails the later tests with that kind at once."""
 
 from __future__ import annotations
 
@@ -14,7 +21,9 @@ import pytest
 from grader.harness import waits
 from grader.harness.failure import check
 from grader.testkit import textgen
-from grader.testkit.frame_client import MAX_FRAME, FrameClient, frame, json_bytes, show
+from grader.testkit.frame_client import (MAX_FRAME, FrameClient, first_set, frame, json_bytes,
+                                         needs_first_set, show)
+from grader.testkit.suites import server_rules
 from grader.testkit.suites.server_rules import ServerRulesTests, ServerSpec
 
 PROBE_KEY = "are you there?"     # a key nobody stores
@@ -49,6 +58,13 @@ FILLER = 32 << 20           # bytes sent after a 2 GiB header, if the server tak
 MEMORY_SLACK = 8 << 20      # RSS growth allowed for a server that did not buffer them
 
 
+
+
+def needs_not_found(client: FrameClient) -> None:
+    """For a test whose own exchanges include a get of a key nobody stored:
+    fail at once if the server never answered SPEC's engage (a get of
+    PROBE_KEY) in an earlier test."""
+    server_rules.needs_engaged(SPEC, client.client)
 
 
 @pytest.fixture
@@ -127,6 +143,7 @@ class TestServerRules(ServerRulesTests):
 def test_set_then_get_returns_the_value(server, client, rng):
     program, port = server
     alice = client(port, "alice")
+    first_set(alice)
     stored = {}
     values = [a_value(rng) for _ in range(6)] + [None, [], {}, "", 0, False, textgen.message(rng)]
     rng.shuffle(values)
@@ -151,6 +168,8 @@ def test_set_then_get_returns_the_value(server, client, rng):
 def test_get_of_a_missing_key_is_not_found(server, client, rng):
     program, port = server
     alice = client(port, "alice")
+    server_rules.engage(SPEC, alice.client)     # the fixed get of PROBE_KEY first: a gate
+    needs_first_set(alice)
     missing = a_key(rng)
     alice.request(get_request(missing), NOT_FOUND, did=f"asked a fresh server for {show(missing)}")
     key = "Key" + a_key(rng)
@@ -189,6 +208,7 @@ def malformed_requests(rng) -> list[tuple[str, bytes]]:
 def test_malformed_requests_get_bad_request_and_the_connection_stays_open(server, client, rng):
     program, port = server
     alice = client(port, "alice")
+    needs_first_set(alice)      # its last exchanges are a set and a get
     cases = malformed_requests(rng)
     rng.shuffle(cases)
     done = []
@@ -209,6 +229,7 @@ def test_malformed_requests_get_bad_request_and_the_connection_stays_open(server
 def test_deeply_nested_json_is_a_bad_request(server, client, rng):
     program, port = server
     alice = client(port, "alice")
+    needs_first_set(alice)      # its last exchange is a set
     depth = rng.randint(50_000, 150_000)
     payload = rng.choice([b"[", b'{"a": ']) * depth
     did = (f"sent a frame of {len(payload)} bytes, {payload[:24]!r}...: JSON nested {depth} "
@@ -227,6 +248,8 @@ def test_deeply_nested_json_is_a_bad_request(server, client, rng):
 def test_frames_delivered_one_byte_at_a_time(server, client, rng):
     program, port = server
     slow = client(port, "slow")
+    needs_not_found(slow)
+    first_set(slow)
     key, value = a_key(rng), textgen.message(rng)
     steps = [(set_request(key, value), OK), (get_request(key), found(value)),
              (get_request(a_key(rng)), NOT_FOUND), ({"op": "fetch", "key": key}, BAD)]
@@ -241,6 +264,8 @@ def test_frames_delivered_one_byte_at_a_time(server, client, rng):
 def test_several_frames_in_one_segment(server, client, rng):
     program, port = server
     fast = client(port, "fast")
+    needs_not_found(fast)
+    first_set(fast)
     first, second = a_key(rng), a_key(rng)
     v1, v2 = a_value(rng), a_value(rng)
     steps = [(set_request(first, v1), OK), (set_request(second, v2), OK),
@@ -260,6 +285,7 @@ def test_several_frames_in_one_segment(server, client, rng):
 def test_accepts_a_frame_of_exactly_max_frame(server, client, rng):
     program, port = server
     big = client(port, "big")
+    first_set(big)
     key = a_key(rng)
     value = textgen.line_of_bytes(rng, 200) * ((MAX_FRAME - 4000) // 200)
     text = json_bytes(set_request(key, value))
@@ -301,6 +327,7 @@ def send_filler(attacker: FrameClient, limit: int, stall: float = 2 * waits.STAL
 def test_an_announced_2_gib_frame_closes_only_that_connection(server, client, rng):
     program, port = server
     bystander = client(port, "bystander")
+    first_set(bystander)
     key, value = a_key(rng), a_value(rng)
     bystander.request(set_request(key, value), OK, did="a first client stored a key")
     attacker = client(port, "attacker")
@@ -321,6 +348,7 @@ def test_an_announced_2_gib_frame_does_not_grow_the_servers_memory(server, clien
     program, port = server
     process = psutil.Process(program.pid)
     warm = client(port, "warmup")      # the first thread, buffers... before measuring
+    first_set(warm)
     warm.request(set_request(a_key(rng), a_value(rng)), OK, did="a first client stored a key")
     warm.close()
     before = process.memory_info().rss
@@ -354,6 +382,7 @@ def test_an_announced_2_gib_frame_does_not_grow_the_servers_memory(server, clien
 def test_two_clients_share_the_store(server, client, rng):
     program, port = server
     alice, bob = client(port, "alice"), client(port, "bob")
+    first_set(alice)
     key, value, other = a_key(rng), a_value(rng), a_value(rng)
     alice.request(set_request(key, value), OK, did=f"alice stored {show(key)}")
     bob.request(get_request(key), found(value),
@@ -374,6 +403,7 @@ def test_two_clients_share_the_store(server, client, rng):
 def test_an_idle_client_does_not_block_the_others(server, client, rng):
     program, port = server
     idle = client(port, "idle")                 # connected, says nothing
+    needs_first_set(idle)                       # a fourth client's set is answered
     half_header = client(port, "half_header")   # 2 bytes of a header
     half_frame = client(port, "half_frame")     # a header and part of its payload
     key, value = a_key(rng), a_value(rng)
@@ -417,6 +447,7 @@ def test_a_client_leaving_mid_frame_does_not_stop_the_server(server, client, rng
     program, port = server
     key, value = a_key(rng), a_value(rng)
     keeper = client(port, "keeper")
+    first_set(keeper)
     keeper.request(set_request(key, value), OK, did="a client stored a key")
     request = frame(json_bytes(set_request(a_key(rng), a_value(rng))))
     resetter = client(port, "resetter")
