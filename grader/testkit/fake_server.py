@@ -103,10 +103,11 @@ def expect_line_watching(program, line: str, did: str, timeout: float,
         gates.require(*needed)
         remaining = deadline - time.monotonic()
         ended = program.poll_exit() is not None
-        if ended or remaining <= 0 or any(pattern.match(text) for text in program.lines):
+        there = any(pattern.match(text) for text in program.lines)
+        if ended or there or remaining <= 0:
             break
         program.wait_exit(min(WATCH, remaining))   # a pause that ends at its exit
-    if remaining > 0 or ended:      # the line is there, or the program ended: its own verdict
+    if ended or there:              # the line is there, or the program ended: its own verdict
         program.expect_line(line, literal=True, did=did,
                             timeout=max(remaining, waits.FINISHING if ended else 0.0))
         return
@@ -241,14 +242,15 @@ class OneShotServer:
         with gates.guard(gates.sends(command), closes=closes):
             connected = self.wait_connected(typed + START_UP, unless=exited)
             if connected is None:
-                raise GradingFailure(did=did, expected=expected,
-                                     got=f"the client never connected (waited {START_UP:g} s)")
+                raise GradingFailure(did=did, expected=expected, got=(
+                    "the client exited without connecting" if exited() else
+                    f"the client never connected, within {START_UP:g} s"))
             deadline = max(typed, connected) + AFTER_CONNECTING
             if not self.wait_message(deadline - time.monotonic(), unless=exited):
                 raise GradingFailure(
                     did=did, expected=expected,
                     got=f"it received {len(self.received)} bytes: {self.received!r}, within "
-                        f"{AFTER_CONNECTING:g} s of the connection")
+                        f"{AFTER_CONNECTING:g} s of the connection (or of the typing, if later)")
 
     def wait_done(self, timeout: float) -> bool:
         """Wait until the conversation is over (the client closed, or the
