@@ -20,13 +20,15 @@ def test_client_sends_a_line_and_prints_the_reply(spawn, servers, rng):
     message = textgen.message(rng)
     reply = "got it " + textgen.message(rng)
     server = servers.start("127.0.0.1", expect=len(message.encode()), reply=(reply + "\n").encode())
+    server.needs_message(USUAL)     # its gates: see grader.harness.gates
     program = spawn("tcp_client.py", "127.0.0.1", server.port, name="client")
     did = f"a server listens on 127.0.0.1 port {server.port}; ran: python -u tcp_client.py 127.0.0.1 {server.port}"
     expect_first_line(program, USUAL, "[client] attempting connection to 127.0.0.1 ...", did)
     program.expect_line("[client] connected to 127.0.0.1", literal=True, did=did)
-    program.expect_line("what to send to the server?", literal=True, did=did)
-    program.send_line(message)
+    program.send_line(message)      # it waits in the terminal until the client reads it
     did += f"; typed {message!r}"
+    server.expect_message(USUAL, did, program=program)
+    program.expect_line("what to send to the server?", literal=True, did=did)
     program.expect_line(f"[client] sent '{message}'", literal=True, did=did)
     program.expect_line(f"[client] received '{reply}'", literal=True, did=did)
     status = program.wait_exit(waits.EXIT)
@@ -42,6 +44,7 @@ def test_client_sends_a_line_and_prints_the_reply(spawn, servers, rng):
 def test_client_connects_over_ipv6(spawn, servers, rng):
     message = textgen.message(rng)
     server = servers.start("::1", expect=len(message.encode()), reply=b"ipv6 works\n")
+    server.needs_message("tcp_client.py ::1 PORT", USUAL)
     program = spawn("tcp_client.py", "::1", server.port, name="client")
     did = f"a server listens on ::1 (IPv6) port {server.port}; ran: python -u tcp_client.py ::1 {server.port}"
     expect_first_line(program, "tcp_client.py ::1 PORT", "[client] attempting connection to ::1 ...",

@@ -22,7 +22,9 @@ literal arrives as an `Unrepresentable` holding its repr). Arguments go to
 the child the same way. Whatever the check raises arrives as an
 `ErrorInfo` (type name, the names of its base classes, message, traceback).
 Inside the check, `describe_error(exc)` gives the same summary as a dict,
-for checks that catch an exception themselves and go on.
+for checks that catch an exception themselves and go on, and
+`listening_port()` a port on 127.0.0.1 where the child's own socket
+listens (a first call that connects: see ModuleRunner.first_calls).
 
 The run is recorded in the test's transcript, and its stdout/stderr are
 shown under the failure message like a spawned program's output."""
@@ -95,15 +97,38 @@ class _progress:
     first_call = ""             # the first call (see ModuleRunner.first_calls) running now
     first_calls_done = []       # those that returned or raised
 
+_listening = []                 # the sockets listening_port() opened for a first call
+
+def listening_port():
+    """A port on 127.0.0.1 where a socket of the check's own listens (it
+    never accepts: a connection completes in its queue), for a first call
+    that connects (also available to checks); closed after that call."""
+    import _socket              # the plain class, whatever a check did to socket.socket
+    listener = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+    _listening.append(listener)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    return listener.getsockname()[1]
+
 def _socklab_first_call(name, call):
-    """A function's first call, made before the check's own (a gate)."""
+    """A function's first call, made before the check's own (a gate). A
+    socket it returns is closed, and so is what listening_port() opened:
+    the check's own calls find the process as it was."""
+    import _socket
     _progress.first_call = name
+    answer = None
     try:
-        call()
+        answer = call()
     except Exception:
         pass                    # an answer too: the gate asks only for one
     _progress.first_call = ""
     _progress.first_calls_done.append(name)
+    for sock in ([answer] if isinstance(answer, _socket.socket) else []) + _listening:
+        try:
+            sock.close()
+        except Exception:
+            pass
+    _listening.clear()
 
 _socklab_pairs = []             # the socket pairs of first calls, open until the end
 
@@ -217,7 +242,7 @@ if _CALL_ALLOWANCE > 0:
 with open(sys.argv[2], encoding="utf-8") as f:
     _SOURCE = f.read()
 _namespace = {"__name__": "__socklab_check__", "describe_error": describe_error,
-              "_socklab_first_call": _socklab_first_call,
+              "listening_port": listening_port, "_socklab_first_call": _socklab_first_call,
               "_socklab_socket_holding": _socklab_socket_holding}
 try:
     exec(compile(_SOURCE, "<check>", "exec"), _namespace)

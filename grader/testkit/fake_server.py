@@ -24,6 +24,7 @@ working `127.0.0.1`) or a name that does not resolve. Put it in a
 from __future__ import annotations
 
 import errno
+import re
 import select
 import socket
 import threading
@@ -43,15 +44,92 @@ LAST_LOOK = waits.REPLY  # after the client exited, for bytes it sent that are s
 # then for the close: each happens within the client's whole run.
 ACCEPT_TIMEOUT = waits.CLIENT_RUN
 READ_TIMEOUT = waits.CLIENT_RUN
+# A client program's connection ends its start-up: it connects within
+# READY of its start (its start-up, as a server binds within it), and from
+# then on what it does next (its prompt, the typed line on the wire) is a
+# socket call and a print away: within a REPLY of the connection. A client
+# that never connects costs a start-up, not a start-up and a reply; one that
+# connects and then never sends costs a reply after its connection.
+START_UP = waits.READY
+AFTER_CONNECTING = waits.REPLY
+
+
+def prints(command: str) -> gates.Gate:
+    """The gate of a client's start-up output: `command` (a
+    gates.command_shape) prints a line within its start-up. It closes when
+    the client's first line never came and it printed no line at all (no
+    other line either); a test waiting for a line within that start-up (the
+    prompt) cannot pass without it."""
+    return gates.Gate(f"prints:{command}", f"`python {command}` prints a line within its start-up")
 
 
 def expect_first_line(program, command: str, line: str, did: str,
                       usual: str | None = None) -> None:
     """A client's first line (`line`, exactly) is its ready line: a gate
     (grader.harness.gates) for its command line `command` (a
-    gates.command_shape), which needs the suite's `usual` one too."""
+    gates.command_shape), which needs the suite's `usual` one too (also
+    when that one closes while this one waits). A client that printed no
+    line at all closes `prints(command)` as well."""
     with gates.server_start(command, usual):
-        program.expect_line(line, literal=True, did=did, timeout=waits.READY)
+        try:
+            expect_line_watching(program, line, did, waits.READY,
+                                 needed=(gates.ready(usual),) if usual not in (None, command) else ())
+        except gates.GateClosed:
+            raise
+        except GradingFailure as exc:
+            if not program.lines:
+                gates.settle(prints(command), exc)
+            raise
+        gates.settle(prints(command), None)
+
+
+# How often a wait that watches gates looks at them (a file read each).
+WATCH = 0.05
+
+
+def expect_line_watching(program, line: str, did: str, timeout: float,
+                         needed: tuple[gates.Gate, ...] = ()) -> None:
+    """`program.expect_line(line)` (exactly that line, within `timeout`),
+    which fails at once (gates.GateClosed) if one of `needed` is closed,
+    also when another test of the run closes it during the wait: a step
+    that needs them, started while their own step was still being
+    checked, ends with it rather than wait its own time out."""
+    if not needed:
+        program.expect_line(line, literal=True, did=did, timeout=timeout)
+        return
+    pattern = re.compile(re.escape(line) + r"\s*$")
+    deadline = time.monotonic() + timeout
+    while True:
+        gates.require(*needed)
+        remaining = deadline - time.monotonic()
+        ended = program.poll_exit() is not None
+        there = any(pattern.match(text) for text in program.lines)
+        if ended or there or remaining <= 0:
+            break
+        program.wait_exit(min(WATCH, remaining))   # a pause that ends at its exit
+    if ended or there:              # the line is there, or the program ended: its own verdict
+        program.expect_line(line, literal=True, did=did,
+                            timeout=max(remaining, waits.FINISHING if ended else 0.0))
+        return
+    raise GradingFailure(did=did or f"started {program.name} and read its output",
+                         expected=f"{program.name} prints a line matching: {line}",
+                         got=f"no such line within {timeout:g} s. (its output is shown below)")
+
+
+def expect_line_once_connected(program, server: "OneShotServer", line: str, did: str,
+                               started: float, needed: tuple[gates.Gate, ...] = ()) -> None:
+    """A client's `line` (exactly) that comes once it connected to `server`
+    (its prompt): within its start-up (START_UP after `started`, when it was
+    spawned), and within AFTER_CONNECTING of its connection. A client that
+    connected and then stopped costs a reply, not a whole start-up. Fails
+    at once when one of `needed` closes (see expect_line_watching)."""
+    def exited() -> bool:
+        gates.require(*needed)
+        return program.poll_exit() is not None
+    connected = server.wait_connected(started + START_UP, unless=exited)
+    deadline = started + START_UP if connected is None else \
+        min(started + START_UP, connected + AFTER_CONNECTING)
+    expect_line_watching(program, line, did, max(0.0, deadline - time.monotonic()), needed)
 
 
 class OneShotServer:
@@ -69,6 +147,7 @@ class OneShotServer:
         self.host, self.port = listener.getsockname()[:2]
         self.family = listener.family
         self.peer: tuple | None = None          # the client's address, once accepted
+        self.connected_at: float | None = None  # when the client was seen connected (monotonic)
         self.received = b""                     # every byte the client sent
         self.message_complete = False           # `expect` bytes arrived
         self.client_closed = False              # the client closed (EOF) or reset
@@ -114,31 +193,64 @@ class OneShotServer:
         except (OSError, ValueError):   # closed: the thread accepted one, or stopped
             return self.accepted
 
+    def wait_connected(self, deadline: float, unless: Callable[[], bool] | None = None
+                       ) -> float | None:
+        """Wait until the client has connected (accepted, or waiting in the
+        listening socket's queue) or the `deadline` (a time.monotonic())
+        passed; `unless` (e.g. "the client has exited") ends the wait early.
+        The time it was first seen connected, or None."""
+        while True:
+            gone = unless is not None and unless()   # before looking: what it did is there
+            if self.connected_at is not None:
+                return self.connected_at
+            if self._connection_waiting():
+                self.connected_at = self.connected_at or time.monotonic()
+                return self.connected_at
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or gone:
+                return None
+            self._accepted.wait(min(0.05, remaining))
+
     def needs_message(self, command: str, usual: str | None = None) -> None:
         """For a test that needs its client to send the typed line: fail at
         once if `command` (or the suite's `usual` command line) never did
         in an earlier test (see expect_message)."""
         gates.require(*(gates.sends(c) for c in dict.fromkeys((usual, command)) if c))
 
-    def expect_message(self, command: str, did: str, within: float,
-                       usual: str | None = None, program=None, closes: bool = True) -> None:
+    def expect_message(self, command: str, did: str, usual: str | None = None, program=None,
+                       closes: bool = True) -> None:
         """The client started as `command` sends its message (the `expect`
-        bytes) within `within` seconds of its line being typed: a gate for
-        that command line, which needs the `usual` one's too. Once it
-        arrived, the reply is on its way: the client's answer to it is a
-        reply away, whatever its start-up took. `closes`: False for a
-        message that is not the usual kind (its own failure proves nothing
-        about the gate, see gates.guard)."""
-        if usual not in (None, command):
-            gates.require(gates.sends(usual))
-        exited = (lambda: program.poll_exit() is not None) if program is not None else None
+        bytes) once its line is typed (now): it connects within its start-up
+        (START_UP from now, at the latest) and the message arrives within
+        AFTER_CONNECTING of its connection, or of the typing if it had
+        connected before. A gate for that command line, which needs the
+        `usual` one's too. Once it arrived, the reply is on its way: the
+        client's answer to it is a reply away, whatever its start-up took.
+        `program`: the client, whose exit ends the waits early. `closes`:
+        False for a message that is not the usual kind (its own failure
+        proves nothing about the gate, see gates.guard)."""
+        typed = time.monotonic()
+        needed = (gates.sends(usual),) if usual not in (None, command) else ()
+        gates.require(*needed)
+
+        def exited() -> bool:   # and the usual command line's gate, while this one waits
+            gates.require(*needed)
+            return program is not None and program.poll_exit() is not None
+        expected = (f"the server receives the {self.expect} bytes of the typed line: the client "
+                    f"connects within {START_UP:g} s and sends them within "
+                    f"{AFTER_CONNECTING:g} s of connecting")
         with gates.guard(gates.sends(command), closes=closes):
-            if not self.wait_message(within, unless=exited):
-                what = (f"it received {len(self.received)} bytes: {self.received!r}"
-                        if self.accepted else "the client never connected")
+            connected = self.wait_connected(typed + START_UP, unless=exited)
+            if connected is None:
+                raise GradingFailure(did=did, expected=expected, got=(
+                    "the client exited without connecting" if exited() else
+                    f"the client never connected, within {START_UP:g} s"))
+            deadline = max(typed, connected) + AFTER_CONNECTING
+            if not self.wait_message(deadline - time.monotonic(), unless=exited):
                 raise GradingFailure(
-                    did=did, expected=f"the server receives the {self.expect} bytes of the typed "
-                    f"line within {within:g} s", got=f"{what}, within {within:g} s")
+                    did=did, expected=expected,
+                    got=f"it received {len(self.received)} bytes: {self.received!r}, within "
+                        f"{AFTER_CONNECTING:g} s of the connection (or of the typing, if later)")
 
     def wait_done(self, timeout: float) -> bool:
         """Wait until the conversation is over (the client closed, or the
@@ -191,6 +303,7 @@ class OneShotServer:
                 return None
             if _readable(self._listener, 0.05):
                 conn, self.peer = self._listener.accept()
+                self.connected_at = self.connected_at or time.monotonic()
                 self._listener.close()         # a second client is refused
                 self.transcript.note(self.name, f"accepted a connection from {self.peer[0]}")
                 self._accepted.set()

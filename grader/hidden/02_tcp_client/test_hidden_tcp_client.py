@@ -6,13 +6,15 @@ with several candidates is needed, a fake resolver answers for a few
 made-up names (*.socklab.test)."""
 
 import re
+import time
 
 import pytest
 
 from grader.harness import waits
 from grader.harness.failure import check
 from grader.testkit import textgen
-from grader.testkit.fake_server import expect_first_line, install_fake_resolver, localhost_ip
+from grader.testkit.fake_server import (expect_first_line, expect_line_once_connected,
+                                        install_fake_resolver, localhost_ip, prints)
 from grader.testkit.fake_server import servers  # noqa: F401 (a fixture)
 
 TRACEBACK = "Traceback (most recent call last)"
@@ -20,10 +22,6 @@ PROMPT = "what to send to the server?"
 FAILED = "[client] failed to connect"
 CLOSED = "[client] server closed the connection"
 MULTI = "multi.socklab.test"        # made-up names: only the fake resolver knows them
-# The client's first output that needs an exchange with the server: its
-# start-up, then one reply. Its lines before that (attempting, connected,
-# the prompt) come within its start-up alone: waits.READY.
-FIRST_REPLY = waits.READY + waits.REPLY
 NOWHERE = "nowhere.socklab.test"    # ... and this one does not resolve at all
 
 
@@ -54,13 +52,14 @@ def first_line(program, host: str, ip: str, did: str) -> None:
 
 
 def typed(program, server, message: str, host: str, did: str, closes: bool = True) -> None:
-    """Type the line; the server must receive it (a gate for the client's
-    command line: a client that never sends it fails every later test that
-    needs it at once; `closes`: False for a line unlike the usual ones).
-    From then on the reply is a REPLY away."""
+    """Type the line; the server must receive it: the client connects within
+    its start-up, and sends it a reply after it connected (a gate for the
+    client's command line: a client that never sends it fails every later
+    test that needs it at once; `closes`: False for a line unlike the usual
+    ones). From then on the reply is a REPLY away."""
     type_message(program, message)
-    server.expect_message(command_shape(host), f"{did}; typed {message!r}", within=FIRST_REPLY,
-                          usual=USUAL, program=program, closes=closes)
+    server.expect_message(command_shape(host), f"{did}; typed {message!r}", usual=USUAL,
+                          program=program, closes=closes)
 
 
 def type_message(program, message: str) -> None:
@@ -143,7 +142,9 @@ def test_reports_the_attempt_and_the_connection(spawn, servers, rng):
 def test_prompts_then_confirms_what_it_sent(spawn, servers, rng):
     program, server, message, did = run_conversation(spawn, servers, rng, "127.0.0.1", "127.0.0.1",
                                                      sends=False)
-    program.expect_line(PROMPT, literal=True, did=did, timeout=waits.READY)
+    # The prompt comes once the client connected: a reply after its connection.
+    expect_line_once_connected(program, server, PROMPT, did, started=time.monotonic(),
+                               needed=(prints(USUAL),))
     type_message(program, message)
     program.expect_line(f"[client] sent '{message}'", literal=True,
                         did=f"{did}; typed {message!r} at the prompt")
