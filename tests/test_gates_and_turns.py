@@ -472,3 +472,5 @@ def test_arrange_opens_each_run_with_another_module():
     rest = [i for i in order if i not in heads and kinds[i] == turns.SHARED]
     assert rest == sorted(rest)
     assert turns.arrange(kinds, workers=4) == turns.arrange(kinds, workers=4, groups=None)
+    one = turns.arrange(kinds, workers=1, groups=groups)
+    assert one[:3] == sorted(heads) and one[3:5] == [1, 0] and one[5:] == sorted(one[5:])

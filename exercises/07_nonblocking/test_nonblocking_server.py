@@ -2,7 +2,7 @@
 
 import pytest
 
-from grader.harness import waits
+from grader.harness import gates, waits
 from grader.harness.failure import check
 from grader.testkit import textgen
 
@@ -15,6 +15,7 @@ def server(start_server):
 
 
 def echo(client, data, did):
+    gates.needs_engaged(client)     # fails at once if the grader's first line was never echoed
     client.send_raw(data)
     back = client.read_bytes(len(data), timeout=waits.REPLY)
     check(back == data, did, f"the same {len(data)} bytes back", repr(back))

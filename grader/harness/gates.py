@@ -414,6 +414,19 @@ def needs_answer(client, kind: str, what: str) -> None:
         require(*(answer(kind, command, what) for command in found if command))
 
 
+# The kind of a suite's fixed first exchange with a fresh server's first
+# client (a ServerSpec's `engage`, 09's first count), and how it reads.
+ENGAGE = "engage"
+ENGAGED = "is served (the test's first exchange)"
+
+
+def needs_engaged(client) -> None:
+    """needs_answer for the ENGAGE kind: an exchange of a test's own (other
+    lines to echo, other counts) fails at once if the server `client` talks
+    to never served its first client the fixed way."""
+    needs_answer(client, ENGAGE, ENGAGED)
+
+
 def answer(kind: str, command: str, what: str) -> Gate:
     """The gate of the first client's `kind` answer from `command` (see first_answer)."""
     return Gate(f"{kind}:{command}", f"the first client of `python {command}` {what}")

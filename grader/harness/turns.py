@@ -166,28 +166,27 @@ def arrange(kinds: list[str], workers: int, seconds: list[float] | None = None,
     while there are groups left: the first test of a module is the one
     that finds out whether its program starts and answers (its gates), and
     the runs find out side by side, before any alone or quiet test holds
-    the machine waiting for a program that never gets ready. Only speed
-    depends on the cut matching the scheduler's: any order is correct."""
+    the machine waiting for a program that never gets ready. One worker
+    runs those first tests first, for the same reason. Only speed depends
+    on the cut matching the scheduler's: any order is correct."""
     weight = seconds or [1.0] * len(kinds)
     alone = [i for i, kind in enumerate(kinds) if kind == ALONE]
     quiet = [i for i, kind in enumerate(kinds) if kind == QUIET]
     shared = [i for i, kind in enumerate(kinds) if kind == SHARED]
+    heads: list[int] = []       # the first shared test of each group, in order
+    for index in shared if groups else ():
+        if all(groups[index] != groups[head] for head in heads):
+            heads.append(index)
     if workers <= 1:
-        return alone + quiet + shared
+        return heads + alone + quiet + [i for i in shared if i not in heads]
     sizes, left = [], len(kinds)
     for worker in range(workers):
         sizes.append(left // (workers - worker))
         left -= sizes[-1]
-    runs: list[list[int]] = [[] for _ in range(workers)]
-    for index in shared if groups else ():
-        opened = [run[0] for run in runs if run]
-        if len(opened) == workers:
-            break
-        if all(groups[index] != groups[head] for head in opened):
-            runs[len(opened)].append(index)
-    for run in runs:
-        if run:
-            shared.remove(run[0])
+    runs: list[list[int]] = [[head] for head in heads[:workers]]
+    runs += [[] for _ in range(workers - len(runs))]
+    for head in heads[:workers]:
+        shared.remove(head)
     runs[0] += alone
     load = [0.0] * workers
     for index in sorted(quiet, key=lambda i: -weight[i]):

@@ -29,17 +29,12 @@ def ask_count(client, did: str = "connected a client and sent 'count'") -> re.Ma
     return client.expect_line(COUNT, did=did)
 
 
-# The kind of the count gate: the hidden suite's server rules call their
-# first exchange `engage` (grader.testkit.suites.server_rules, which the
-# student's release does not ship), and 09's is this one: one gate.
-COUNT_GATE = "engage"
-COUNTED = "answers 'count' with 'clients N'"
-
-
 def count_gate(client):
     """Guard `client`'s first `count`: the gate, when it is its server's
-    first client. A crowd member's count is the same exchange."""
-    return gates.first_answer(client, COUNT_GATE, COUNTED)
+    first client. 09's server rules engage their first client with the very
+    same exchange (gates.ENGAGE): one gate. A crowd member's count is the
+    same exchange too."""
+    return gates.first_answer(client, gates.ENGAGE, gates.ENGAGED)
 
 
 def first_count(client) -> re.Match:

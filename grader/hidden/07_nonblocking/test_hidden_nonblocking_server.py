@@ -210,6 +210,7 @@ def test_serves_several_clients_at_once(server, connect, rng):
 def test_fifty_clients_connect_at_once(server, connect, rng):
     program, port = server
     clients = [connect(port, name=f"client{i}") for i in range(rng.randint(50, 60))]
+    needs_engaged(SPEC, clients[0])
     texts = {c.name: f"{c.name} {textgen.message(rng)}\n".encode() for c in clients}
     for client in clients:
         client.send_raw(texts[client.name])
@@ -298,6 +299,7 @@ def test_client_that_stops_reading_does_not_stall_others(server, connect, rng):
 def test_every_byte_comes_back_in_order_to_a_slow_reader(server, open_client, rng):
     program, port = server
     client = open_client(port, "slow", rcvbuf=4096)
+    needs_engaged(SPEC, client)
     data = rng.randbytes(rng.randint(6 << 20, 8 << 20))
     sent = push_without_reading(client, data)
     # Now the server owes far more echo than fits in its send buffer and our
@@ -318,6 +320,7 @@ def test_every_byte_comes_back_in_order_to_a_slow_reader(server, open_client, rn
 def test_half_closed_client_gets_its_whole_echo(server, open_client, rng):
     program, port = server
     client = open_client(port, "client", rcvbuf=4096)
+    needs_engaged(SPEC, client)
     data = rng.randbytes(rng.randint(4 << 20, 6 << 20))
     sent = push_without_reading(client, data)
     client.shutdown_write()

@@ -57,7 +57,7 @@ class ServerSpec:
     # the kind of another test kit's gate when engage is the very same
     # exchange ("welcome": grader.testkit.chat_room's), so that the two
     # share one verdict.
-    engage_gate: str = "engage"
+    engage_gate: str = gates.ENGAGE
     # A short conversation, converse(connect, port, rng) -> what happened (in
     # words): clients connect, send, receive, and some leave; a client it
     # leaves connected stays so while the server is measured. With it, the
@@ -74,7 +74,7 @@ def start(start_server, spec: ServerSpec):
     return start_server(spec.script, spec.args, spec.ready)
 
 
-ENGAGED = "is served (the test's first exchange)"
+ENGAGED = gates.ENGAGED
 
 
 def engage(spec: ServerSpec, client) -> None:
