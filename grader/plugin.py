@@ -218,8 +218,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
 @pytest.hookimpl(tryfirst=True)  # before ResultRecorder lists what will run
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # The alone tests in a row at the start of the first worker's run, the
-    # quiet ones at the start of the others', then each worker's first test
-    # of another module (turns.arrange). The order is
+    # quiet ones at the start of the others'; one worker runs each module's
+    # first test first (turns.arrange). The order is
     # the same in every worker: each collects the same tests the same way.
     for index, item in enumerate(items):
         item.stash[ORDER] = index   # the reports list the tests in the suites' order

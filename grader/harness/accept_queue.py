@@ -22,9 +22,22 @@ _TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
 _ESTABLISHED, _CLOSE_WAIT = "01", "08"
 
 
-def _port(address: str) -> int:
-    """The port of a /proc/net/tcp address ("0100007F:1F90")."""
-    return int(address.rsplit(":", 1)[1], 16)
+def table_rows(table: str) -> list[list[str]]:
+    """The rows of a /proc/net table (/proc/net/tcp, udp6, unix...), each
+    split into its fields, without the heading; none if it cannot be read."""
+    try:
+        lines = Path(table).read_text(encoding="ascii", errors="replace").splitlines()[1:]
+    except OSError:
+        return []
+    return [line.split() for line in lines]
+
+
+def address_port(address: str) -> int | None:
+    """The port of a /proc/net/tcp or udp address ("0100007F:1F90")."""
+    try:
+        return int(address.rsplit(":", 1)[1], 16)
+    except (IndexError, ValueError):
+        return None
 
 
 def accept_state(server_port: int, client_port: int) -> str | None:
@@ -32,18 +45,9 @@ def accept_state(server_port: int, client_port: int) -> str | None:
     local `client_port` to the local `server_port`; None when the kernel
     does not list it (closed, reset, or not Linux)."""
     for table in _TABLES:
-        try:
-            lines = Path(table).read_text(encoding="ascii", errors="replace").splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
+        for fields in table_rows(table):
             if len(fields) < 10 or fields[3] not in (_ESTABLISHED, _CLOSE_WAIT):
                 continue
-            try:
-                ports = _port(fields[1]), _port(fields[2])
-            except ValueError:
-                continue
-            if ports == (server_port, client_port):
+            if (address_port(fields[1]), address_port(fields[2])) == (server_port, client_port):
                 return WAITING if fields[9] == "0" else ACCEPTED
     return None

@@ -32,8 +32,8 @@ def start_with_lowered_limits(spawn: Callable[..., Program], free_port: Callable
     its clients meet the usual command line's gates (accepts, first
     answers): a server that never answers its first client fails the same
     way, whatever limits it was started with."""
-    with gates.server_start(with_lowered_limits(usual), usual):
-        program, port = _start(spawn, free_port, script, args, ready, name, waits.READY)
+    program, port = start_server(spawn, free_port, script, args, ready, name,
+                                 command=with_lowered_limits(usual), usual=usual)
     gates.server_started(port, usual)
     return program, port
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from grader.harness.accept_queue import address_port, table_rows
+
 # Socket states in /proc/net/tcp (include/net/tcp_states.h) and the flag
 # of a listening socket in /proc/net/unix (__SO_ACCEPTCON).
 _TCP_LISTEN = "0A"
@@ -36,31 +38,17 @@ def _socket_inodes(pid: int) -> set[str]:
     return found
 
 
-def _rows(table: str) -> list[list[str]]:
-    try:
-        return [line.split() for line in
-                Path(table).read_text(encoding="ascii", errors="replace").splitlines()[1:]]
-    except OSError:
-        return []
-
-
-def _port(address: str) -> int | None:
-    try:
-        return int(address.rsplit(":", 1)[1], 16)
-    except (IndexError, ValueError):
-        return None
-
-
 def serving(pid: int, port: int) -> bool:
     """True once process `pid` holds a TCP socket listening on `port`, or a
     UDP socket bound to it."""
     inodes = _socket_inodes(pid)
     for table, wanted_state in (("/proc/net/tcp", _TCP_LISTEN), ("/proc/net/tcp6", _TCP_LISTEN),
                                 ("/proc/net/udp", None), ("/proc/net/udp6", None)):
-        for fields in _rows(table) if inodes else ():
+        for fields in table_rows(table) if inodes else ():
             if len(fields) < 10 or fields[9] not in inodes:
                 continue
-            if (wanted_state is None or fields[3] == wanted_state) and _port(fields[1]) == port:
+            if (wanted_state is None or fields[3] == wanted_state) \
+                    and address_port(fields[1]) == port:
                 return True
     return False
 
@@ -68,7 +56,7 @@ def serving(pid: int, port: int) -> bool:
 def listening_unix(pid: int) -> bool:
     """True once process `pid` holds a listening Unix-domain socket."""
     inodes = _socket_inodes(pid)
-    for fields in _rows("/proc/net/unix") if inodes else ():
+    for fields in table_rows("/proc/net/unix") if inodes else ():
         if len(fields) >= 7 and fields[6] in inodes:
             try:
                 if int(fields[3], 16) & _UNIX_LISTENING:
