@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from grader.grading import budget
-from grader.harness import turns
+from grader.harness import gates, turns
 
 # Submissions of the adversarial corpus (a conftest.py that marks every test
 # passed, an edited test file): graded by tests/test_adversarial.py, never
@@ -48,3 +48,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     folder = getattr(config, "_socklab_turns", None)
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def gate_book() -> gates.Book:
+    """A book of gates (grader.harness.gates), active as a test named
+    test_first's, whose failures read as what happened; inactive afterwards."""
+    book = gates.Book()
+    gates.activate(gates.Context(book=book, test="test_first", describe=lambda exc: exc.got))
+    yield book
+    gates.activate(None)

@@ -26,14 +26,6 @@ OTHER = "tcp_client.py ::1 PORT"
 
 
 @pytest.fixture
-def book():
-    book = gates.Book()
-    gates.activate(gates.Context(book=book, test="test_one", describe=lambda exc: exc.got))
-    yield book
-    gates.activate(None)
-
-
-@pytest.fixture
 def short(monkeypatch):
     """Short start-up and reply allowances, so the tests run quickly."""
     monkeypatch.setattr(fake_server, "START_UP", 2.0)
@@ -64,7 +56,7 @@ def timed(step) -> tuple[str, float]:
 
 
 def test_a_client_that_never_connects_costs_its_start_up_not_a_start_up_and_a_reply(
-        book, monkeypatch, pool):
+        gate_book, monkeypatch, pool):
     monkeypatch.setattr(fake_server, "START_UP", 0.5)
     monkeypatch.setattr(fake_server, "AFTER_CONNECTING", 3.0)
     server = pool.start(expect=4)
@@ -75,7 +67,7 @@ def test_a_client_that_never_connects_costs_its_start_up_not_a_start_up_and_a_re
 
 
 def test_a_client_that_connects_and_never_sends_costs_a_reply_after_its_connection(
-        book, monkeypatch, pool):
+        gate_book, monkeypatch, pool):
     monkeypatch.setattr(fake_server, "START_UP", 3.0)
     monkeypatch.setattr(fake_server, "AFTER_CONNECTING", 0.3)
     server = pool.start(expect=4)
@@ -88,7 +80,8 @@ def test_a_client_that_connects_and_never_sends_costs_a_reply_after_its_connecti
     assert 0.25 < took < 2.0, took
 
 
-def test_a_message_sent_late_after_connecting_still_arrives_within_its_reply(book, short, pool):
+def test_a_message_sent_late_after_connecting_still_arrives_within_its_reply(gate_book, short,
+                                                                             pool):
     server = pool.start(expect=4, reply=b"ok\n")
     client = socket.create_connection(("127.0.0.1", server.port))
     timer = threading.Timer(0.15, lambda: client.sendall(b"ping"))
@@ -102,7 +95,7 @@ def test_a_message_sent_late_after_connecting_still_arrives_within_its_reply(boo
 
 
 def test_a_message_of_another_command_ends_when_the_usual_one_closes_meanwhile(
-        book, short, monkeypatch, pool):
+        gate_book, short, monkeypatch, pool):
     monkeypatch.setattr(fake_server, "START_UP", 5.0)
     server = pool.start(expect=4)
     closer = threading.Timer(0.2, lambda: gates.settle(
@@ -134,7 +127,7 @@ class QuietProgram:
         raise GradingFailure(did, f"a line {line}", f"no such line within {timeout:g} s.")
 
 
-def test_a_first_line_that_needs_the_usual_one_ends_when_that_closes_meanwhile(book):
+def test_a_first_line_that_needs_the_usual_one_ends_when_that_closes_meanwhile(gate_book):
     closer = threading.Timer(0.2, lambda: gates.settle(
         gates.ready(COMMAND), GradingFailure("did", "expected", "no first line")))
     closer.start()
@@ -148,15 +141,15 @@ def test_a_first_line_that_needs_the_usual_one_ends_when_that_closes_meanwhile(b
 
 
 def test_a_client_that_printed_nothing_closes_prints_and_one_that_printed_another_line_not(
-        book, monkeypatch):
+        gate_book, monkeypatch):
     monkeypatch.setattr(fake_server.waits, "READY", 0.2)
     first = "[client] attempting connection to 127.0.0.1 ..."
     assert timed(lambda: expect_first_line(QuietProgram(["hello"]), OTHER, first, "ran it"))[0] \
         .startswith("failed")
-    assert book.closed(fake_server.prints(OTHER)) is None, "it printed a line: no verdict"
+    assert gate_book.closed(fake_server.prints(OTHER)) is None, "it printed a line: no verdict"
     assert timed(lambda: expect_first_line(QuietProgram(), COMMAND, first, "ran it"))[0] \
         .startswith("failed")
-    assert book.closed(fake_server.prints(COMMAND)) is not None
+    assert gate_book.closed(fake_server.prints(COMMAND)) is not None
     with pytest.raises(gates.GateClosed):
         gates.require(fake_server.prints(COMMAND))
 
@@ -173,7 +166,7 @@ CONNECT_TO = """
 
 @pytest.mark.timeout(60)
 def test_connect_to_first_call_leaves_no_socket_open_and_a_stuck_one_fails_later_checks(
-        tmp_path: Path, book):
+        tmp_path: Path, gate_book):
     from grader.testkit.first_calls import FIRST_CALLS
     runs = {}
     for name, source in (("works", CONNECT_TO), ("spins", "def connect_to(host, port):\n"

@@ -135,14 +135,6 @@ def test_the_watch_leaves_no_trace_in_a_students_traceback(tmp_path):
     assert "broken.py" in shown and "in inner" in shown and "check_wrapper" not in shown, shown
 
 
-@pytest.fixture
-def gate_book():
-    book = gates.Book()
-    gates.activate(gates.Context(book=book, test="test_first", describe=lambda exc: exc.got))
-    yield book
-    gates.activate(None)
-
-
 @pytest.mark.timeout(60)
 def test_a_module_whose_import_never_ended_fails_later_checks_and_programs_at_once(
         tmp_path, gate_book):
