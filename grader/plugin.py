@@ -20,7 +20,7 @@ import pytest
 from grader import results
 from grader.course import manifest, readme
 from grader.course.submission import Snapshot, locate, snapshot
-from grader.harness import gates, ports, sandbox, turns, waits
+from grader.harness import bounded, gates, ports, sandbox, turns, waits
 from grader.harness.failure import GradingFailure
 from grader.harness.launch import start_server as _start_server
 from grader.harness.module_calls import student_modules
@@ -290,11 +290,11 @@ def submitted(request: pytest.FixtureRequest, exercise: manifest.Exercise) -> Pa
 def workdir(request: pytest.FixtureRequest, submitted: Path) -> Path:
     """A fresh folder holding a copy of the student's files, for this test only."""
     state: SocklabState = request.config.stash[STATE]
-    folder = Path(tempfile.mkdtemp(prefix="run-", dir=state.temp_root))
+    folder = bounded.make(state.temp_root, "run-")
     for path in submitted.iterdir():
         shutil.copyfile(path, folder / path.name)
     yield folder
-    shutil.rmtree(folder, ignore_errors=True)
+    bounded.remove(folder)
 
 
 @pytest.fixture
@@ -329,9 +329,11 @@ def spawn(workdir: Path, transcript: Transcript, request: pytest.FixtureRequest)
 
     def start(script: str, *args, name: str = "program", limits: Limits | None = None) -> Program:
         needs_imports(workdir, script)
-        log_dir = Path(tempfile.mkdtemp(prefix="logs-", dir=state.temp_root))
+        limits = limits or Limits()
+        # Its stderr's folder holds that one file, at most file_bytes of it.
+        log_dir = bounded.make(state.temp_root, "logs-", limits.file_bytes + (1 << 20))
         program = Program(python_argv(workdir / script, *args), cwd=workdir,
-                          transcript=transcript, name=name, limits=limits or Limits(),
+                          transcript=transcript, name=name, limits=limits,
                           log_dir=log_dir, writable=request.node.stash.get(SOCKET_FOLDERS, []))
         programs.append((program, log_dir))
         return program
@@ -339,7 +341,7 @@ def spawn(workdir: Path, transcript: Transcript, request: pytest.FixtureRequest)
     yield start
     for program, log_dir in programs:
         program.stop()
-        shutil.rmtree(log_dir, ignore_errors=True)
+        bounded.remove(log_dir)
 
 
 def needs_imports(workdir: Path, script: str) -> None:

@@ -257,6 +257,60 @@ def test_the_jail_caps_a_gradings_work_folder(tmp_path):
     assert list(work.iterdir()) == []
 
 
+def test_a_program_that_fills_its_folder_leaves_the_graders_room(tmp_path):
+    """Each folder a program writes is capped on its own (grader.harness.bounded):
+    a sandboxed program that fills its run folder gets "no space" there,
+    while the grader still copies files into the next run folder and writes
+    its own beside them (the fills_the_disk case lost a test to this on CI)."""
+    needed_on_ci(None if os.geteuid() == 0 else "private mounts need root",
+                 "cap each program's folder (CI runs as root)")
+    work = tmp_path / "work"
+    work.mkdir()
+    script = textwrap.dedent(f"""
+        import os, shutil, sys
+        from pathlib import Path
+        from grader.harness import bounded, sandbox
+        from grader.harness.program import Limits, Program, python_argv
+        from grader.harness.transcript import Transcript
+        sandbox.use("require")
+        work = Path({str(work)!r})
+        print("capped", bounded.available())
+        full = bounded.make(work, "run-", 4 << 20)
+        (full / "fill.py").write_text('''
+        import os
+        written = 0
+        try:
+            for n in range(16):
+                with open("fill-%d" % n, "wb") as f:
+                    f.write(bytes(1 << 20))
+                written += 1
+        except OSError as exc:
+            print("stopped", exc.errno, "after", written, "MiB", flush=True)
+        ''')
+        program = Program(python_argv(full / "fill.py"), cwd=full, transcript=Transcript(),
+                          limits=Limits())
+        program.expect_line("stopped", timeout=30)
+        print(program.lines[-1])
+        program.stop()
+        other = bounded.make(work, "run-", 4 << 20)
+        shutil.copyfile(full / "fill.py", other / "copy.py")
+        (other / "more").write_bytes(bytes(1 << 20))
+        (work / "grader-file").write_bytes(bytes(2 << 20))
+        print("grader wrote its files")
+        for folder in (full, other):
+            bounded.remove(folder)
+        print("left", sorted(p.name for p in work.iterdir()))
+    """)
+    done = subprocess.run([sys.executable, "-m", "grader.harness.jail", "--work", str(work),
+                           "--work-bytes", str(16 << 20), "--", sys.executable, "-c", script],
+                          capture_output=True, text=True, timeout=120)
+    lines = done.stdout.splitlines()
+    assert lines[:1] == ["capped True"] and len(lines) == 4, done
+    stopped = lines[1].split()
+    assert stopped[:2] == ["stopped", "28"] and int(stopped[3]) <= 4, done   # ENOSPC at its cap
+    assert lines[2:] == ["grader wrote its files", "left ['grader-file']"], done
+
+
 def test_without_a_sandbox_grading_runs_and_says_what_is_not_enforced(tmp_path):
     """A machine where bubblewrap cannot run (here: told there is none)
     still grades, with a loud warning listing every missing wall."""

@@ -13,7 +13,9 @@ submission can reach nothing but the grader. With --work it also moves
 into a private mount namespace and mounts a tmpfs of --work-bytes on DIR
 (root only; elsewhere DIR stays as it is): the run folders, logs and
 temporary files of the whole grading live there, so together they cannot
-take more than that from the machine, and they vanish with the jail."""
+take more than that from the machine, and they vanish with the jail; the
+folders the programs write get caps of their own inside it
+(grader.harness.bounded), so a program cannot starve the grader's files."""
 
 from __future__ import annotations
 
@@ -102,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
             sandbox._mount(None, "/", None, sandbox.MS_REC | sandbox.MS_PRIVATE)
             sandbox._mount("tmpfs", args.work, "tmpfs", sandbox.MS_NOSUID | sandbox.MS_NODEV,
                            f"size={args.work_bytes},mode=0755")
+            # Private mounts: each folder a program writes gets its own cap.
+            from grader.harness import bounded
+            os.environ[bounded.BOUNDED_ENV] = "1"
         except OSError as exc:
             print(f"socklab-jail: no size cap on the work folder ({exc})", file=sys.stderr)
 

@@ -37,7 +37,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import threading
 import time
@@ -45,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader.harness import gates, waits
+from grader.harness import bounded, gates, waits
 from grader.harness.failure import GradingFailure
 from grader.harness.program import Limits, child_environment, output_lines
 from grader.harness.sandbox import Confinement
@@ -381,7 +380,7 @@ class ModuleRunner:
                  if gates.refers_to(source, name)}
         gates.require(*(gates.first_call(call) for call in first.values()))
         source, first = _with_first_calls(source, first)
-        folder = Path(tempfile.mkdtemp(prefix="check-", dir=self.workdir.parent))
+        folder = bounded.make(self.workdir.parent, "check-")
         try:
             check_path = folder / "check_source.py"
             check_path.write_text(source, encoding="utf-8")
@@ -392,7 +391,7 @@ class ModuleRunner:
             outcome = self._execute(wrapper_path, check_path, result_path, timeout, name,
                                     call_wait)
         finally:
-            _remove_tree(folder)
+            bounded.remove(folder)
         self._settle_imports(imports, outcome, did)
         self._settle_first_calls(first, outcome, did)
         if note_result or not outcome.returned:
@@ -675,14 +674,3 @@ def _kill_group(pid: int) -> None:
     except (ProcessLookupError, PermissionError):
         pass
 
-
-def _remove_tree(folder: Path) -> None:
-    for path in folder.iterdir():
-        try:
-            path.unlink()
-        except OSError:
-            pass
-    try:
-        folder.rmdir()
-    except OSError:
-        pass

@@ -20,14 +20,13 @@ Import the fixtures into a test module to use them:
 
 from __future__ import annotations
 
-import shutil
 import socket
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from grader.harness import gates
+from grader.harness import bounded, gates
 from grader.harness.failure import GradingFailure
 from grader.harness.transcript import Transcript
 from grader.testkit.line_client import DEFAULT_TIMEOUT, LineClient
@@ -92,14 +91,14 @@ def socket_dir(workdir: Path, request: pytest.FixtureRequest) -> Path:
     folder = Path(tempfile.mkdtemp(prefix="s", dir=workdir))
     made_elsewhere = False
     if len(str(folder).encode()) + ROOM_FOR_NAMES > SUN_PATH_MAX:
-        folder = Path(tempfile.mkdtemp(prefix="socklab-", dir="/tmp"))
+        folder = bounded.make("/tmp", "socklab-")
         made_elsewhere = True
         if len(str(folder).encode()) + ROOM_FOR_NAMES > SUN_PATH_MAX:
             raise RuntimeError(f"no folder short enough for socket files: {folder}")
         request.node.stash.setdefault(SOCKET_FOLDERS, []).append(folder)  # shown in the sandbox too
     yield folder
     if made_elsewhere:
-        shutil.rmtree(folder, ignore_errors=True)
+        bounded.remove(folder)
 
 
 @pytest.fixture
