@@ -11,6 +11,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -83,6 +84,36 @@ def test_only_the_gates_exact_step_closes_it(book):
     assert run_step(other, fails=True) == "failed"
     assert run_step(welcome, fails=False) == "passed", "another command line's gate is another gate"
     assert run_step(other, fails=False).startswith("failed at once")
+
+
+def test_first_checks_beside_a_test_decide_their_gates_and_not_its_outcome(book):
+    """gates.side_by_side: another program's first check runs beside the
+    test's own, in a thread, while its gate has no verdict; its failure
+    closes its gate, told as checked beside that test, and leaves the
+    test's own outcome alone; a decided gate's check does not run again."""
+    ready = gates.Gate("ready:server.py PATH", "server.py prints its ready line")
+    forked = gates.Gate("ready:pair.py", "pair.py announces its fork")
+    ran = []
+
+    def never_ready():
+        ran.append(threading.current_thread().name)
+        time.sleep(0.05)
+        raise GradingFailure(did="ran server.py", expected="its ready line", got="nothing came")
+
+    gates.activate(context(book, "test_pair"))
+    with gates.guard(forked):
+        assert gates.side_by_side(lambda: "forked", (ready, "`python server.py PATH`",
+                                                     never_ready)) == "forked"
+    assert len(ran) == 1 and ran[0] != threading.current_thread().name, "in a thread of its own"
+    gates.activate(context(book, "test_server"))
+    outcome = run_step(ready, fails=False)
+    assert outcome.startswith("failed at once:"), outcome
+    assert "in test_pair, which checked `python server.py PATH` beside its own program" in outcome
+    assert "nothing came" in outcome
+    assert gates.side_by_side(lambda: "again", (ready, "server.py", never_ready)) == "again"
+    assert len(ran) == 1, "a gate with a verdict is not checked again"
+    with pytest.raises(GradingFailure):   # the test's own check still fails it
+        gates.side_by_side(lambda: never_ready(), (forked, "pair.py", lambda: None))
 
 
 def test_workers_sharing_a_folder_share_each_gates_first_verdict(tmp_path):
@@ -307,6 +338,27 @@ def test_a_server_that_never_accepts_fails_the_visible_tests_at_once(tmp_path):
     # Not a timed test: a sanity bound far above what it takes (one wait for
     # the welcome), and far below what four separate waits would cost.
     assert elapsed < 60, f"took {elapsed:.0f} s"
+
+
+def test_two_programs_that_never_start_cost_the_visible_tests_one_wait(tmp_path):
+    """05's visible tests start two programs; where both spin before doing
+    anything, the first test waits for both at once (gates.side_by_side):
+    the echo server's tests fail at once on the verdict found beside it."""
+    from grader.bench import variants
+    tree = tmp_path / "tree"
+    variants.build("05_unix_sockets", "spins-ignoring-signals", tree)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "grader.plugin", "-q",
+                           "-p", "no:cacheprovider", "--submission", str(tree),
+                           str(manifest.EXERCISES_DIR / "05_unix_sockets")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env=pytest_environment())
+    summary = (done.stdout.strip().splitlines() or [done.stderr[-2000:]])[-1]
+    assert "6 failed" in summary and "error" not in summary, done.stdout[-3000:]
+    failures = done.stdout.split("short test summary info")[0]
+    # Only the first test waited: for pair.py, and for the echo server beside it.
+    assert failures.count("began with a first check that had already failed") == 5, done.stdout
+    assert failures.count("in test_announces_the_fork, which checked `python unix_echo_server.py "
+                          "PATH` beside its own program, shown below") == 3, done.stdout
 
 
 # -- turns -----------------------------------------------------------------------

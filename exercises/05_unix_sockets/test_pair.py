@@ -1,44 +1,35 @@
 """Visible tests for 05_unix_sockets, pair.py. Run: pytest exercises/05_unix_sockets"""
 
-import re
-
 import pytest
 
-from grader.harness import gates, listening, waits
+from grader.harness import gates, waits
 from grader.harness.failure import check
 from grader.testkit import textgen
-from grader.testkit.unix_sockets import child_answers_hello
-
-FORKED = re.compile(r"parent (\d+) forked child (\d+)\s*$")
-# pair.py's first line, the same check every time: a gate (grader.harness.gates).
-FORK_GATE = gates.Gate("ready:pair.py", "`python pair.py` announces its fork")
+from grader.testkit.unix_sockets import (child_answers_hello, echo_server_beside, forked,
+                                         start_pair)
+from grader.testkit.unix_sockets import socket_dir  # noqa: F401 (a fixture)
 
 
-def forked(program) -> re.Match:
-    with gates.guard(FORK_GATE):
-        return program.expect_line(FORKED, timeout=waits.READY, did="ran: python -u pair.py",
-                                   done=lambda: listening.has_child(program.pid),
-                                   done_what="running its child (it had forked)")
-
-
-def start_pair(spawn):
-    program = spawn("pair.py", name="pair")
-    return program, int(forked(program).group(2))
+@pytest.fixture
+def beside(spawn, socket_dir):
+    """The echo server's first check, run beside pair.py's while neither has
+    a verdict: a program that never starts costs one wait, not two."""
+    return (echo_server_beside(spawn, socket_dir),)
 
 
 @pytest.mark.points(3)
 @pytest.mark.task(1)
-def test_announces_the_fork(spawn):
+def test_announces_the_fork(spawn, beside):
     program = spawn("pair.py", name="pair")
-    match = forked(program)
+    match = gates.side_by_side(lambda: forked(program), *beside)
     check(int(match.group(1)) == program.inner_pid(), "ran: python -u pair.py",
           f"PARENTPID is pair.py's own pid, {program.inner_pid()}", f"it printed {match.group(1)}")
 
 
 @pytest.mark.points(4)
 @pytest.mark.task(2)
-def test_the_child_answers_in_upper_case(spawn, rng):
-    program, child = start_pair(spawn)
+def test_the_child_answers_in_upper_case(spawn, beside, rng):
+    program, child = start_pair(spawn, beside)
     child_answers_hello(program, child)    # 'hello' first: a gate (grader.testkit.unix_sockets)
     line = " ".join(rng.choice(textgen.WORDS) for _ in range(3)) + f" #{rng.randrange(1000)}"
     program.send_line(line)
@@ -48,8 +39,8 @@ def test_the_child_answers_in_upper_case(spawn, rng):
 
 @pytest.mark.points(4)
 @pytest.mark.task(3)
-def test_prints_the_exit_status_after_ctrl_d(spawn):
-    program, child = start_pair(spawn)
+def test_prints_the_exit_status_after_ctrl_d(spawn, beside):
+    program, child = start_pair(spawn, beside)
     child_answers_hello(program, child)
     program.send_eof()
     did = "typed 'hello', then sent end of input (Ctrl-D)"

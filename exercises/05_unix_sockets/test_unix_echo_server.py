@@ -6,11 +6,11 @@ import subprocess
 
 import pytest
 
-from grader.harness import gates, listening, waits
+from grader.harness import gates, waits
 from grader.harness.failure import check
 from grader.harness.program import start_peer
 from grader.testkit import textgen
-from grader.testkit.unix_sockets import ready_on_a_fresh_path
+from grader.testkit.unix_sockets import echo_server_ready, pair_beside, ready_on_a_fresh_path
 from grader.testkit.unix_sockets import socket_dir, unix_connect  # noqa: F401 (fixtures)
 
 CONNECTED = re.compile(r"connection from pid (\d+) uid (\d+)\s*$")
@@ -20,11 +20,13 @@ CONNECTED = re.compile(r"connection from pid (\d+) uid (\d+)\s*$")
 def server(spawn, socket_dir):
     path = str(socket_dir / "echo.sock")
     program = spawn("unix_echo_server.py", path, name="server")
-    with gates.guard(ready_on_a_fresh_path("unix_echo_server.py")):
-        program.expect_line(rf"listening on {re.escape(path)}\s*$", timeout=waits.READY,
-                            did=f"ran: python -u unix_echo_server.py {path}",
-                            done=lambda: listening.listening_unix(program.pid),
-                            done_what="listening (the kernel lists its socket)")
+
+    def ready():
+        with gates.guard(ready_on_a_fresh_path("unix_echo_server.py")):
+            echo_server_ready(program, path)
+
+    # pair.py's first check beside this one, while it has no verdict (gates.side_by_side).
+    gates.side_by_side(ready, pair_beside(spawn))
     return program, path
 
 

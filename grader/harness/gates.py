@@ -47,10 +47,13 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypeVar
 
 from grader.harness.accept_queue import ACCEPTED, WAITING, accept_state
 from grader.harness.failure import GradingFailure
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,13 @@ class Book:
                 return None
             found = self._closed[gate.key] = Closed(verdict["test"], verdict["message"])
             return found
+
+    def decided(self, gate: Gate) -> bool:
+        """True once `gate` has a verdict, passed or closed, in this run."""
+        if self.closed(gate) is not None:
+            return True
+        with self._lock:
+            return gate.key in self._passed
 
     def record(self, gate: Gate, passed: bool, closed: Callable[[], Closed]) -> None:
         with self._lock:
@@ -276,6 +286,14 @@ def settle_accepts(failure: GradingFailure | None, patience: float) -> None:
 
 
 _active: Context | None = None
+_beside = threading.local()   # .what: the first check a side_by_side thread runs
+
+
+def _test_name(context: Context) -> str:
+    """The test a verdict is told in: the running test, or the check it ran beside its own."""
+    what = getattr(_beside, "what", None)
+    return context.test if what is None else \
+        f"{context.test}, which checked {what} beside its own program"
 
 
 def activate(context: Context | None) -> None:
@@ -303,10 +321,49 @@ def guard(gate: Gate, closes: bool = True) -> Iterator[None]:
         raise
     except GradingFailure as exc:
         if closes:
-            context.book.record(gate, False, lambda: Closed(context.test, context.describe(exc)))
+            context.book.record(gate, False,
+                                lambda: Closed(_test_name(context), context.describe(exc)))
         raise
     if closes:
         context.book.record(gate, True, lambda: Closed(context.test, ""))
+
+
+def side_by_side(main: Callable[[], T], *others: tuple[Gate, str, Callable[[], object]]) -> T:
+    """Run `main` (this test's own first check) while the first checks of
+    the suite's other programs run beside it, each in a thread of its own:
+    `others` are (gate, what, check), `check` the unguarded step of `gate`,
+    `what` how a student would name it. A check runs only while its gate
+    has no verdict yet, so a student's one-at-a-time `pytest` waits for
+    programs that never start once, not once each. Their verdicts go in
+    the book like any guarded step's (told as checked beside this test);
+    their failures are not this test's, which passes or fails on `main`."""
+    context = _active
+    threads: list[threading.Thread] = []
+    faults: list[BaseException] = []
+    for gate, what, check in others:
+        if context is None or context.book.decided(gate):
+            continue
+
+        def run(gate: Gate = gate, what: str = what, check: Callable[[], object] = check) -> None:
+            _beside.what = what
+            try:
+                with guard(gate):
+                    check()
+            except GradingFailure:
+                pass                    # closed the gate, told as checked beside
+            except BaseException as exc:   # a fault of the grader: this test's error
+                faults.append(exc)
+
+        thread = threading.Thread(target=run, name=f"beside-{gate.key}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    try:
+        return main()
+    finally:
+        for thread in threads:
+            thread.join()
+        if faults:
+            raise faults[0]
 
 
 def require(*needed: Gate) -> None:
@@ -329,7 +386,8 @@ def settle(gate: Gate, failure: GradingFailure | None) -> None:
     if failure is None:
         context.book.record(gate, True, lambda: Closed(context.test, ""))
     else:
-        context.book.record(gate, False, lambda: Closed(context.test, context.describe(failure)))
+        context.book.record(gate, False,
+                            lambda: Closed(_test_name(context), context.describe(failure)))
 
 
 def sends(command: str) -> Gate:

@@ -570,6 +570,13 @@ class Program:
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+        # pexpect's close() sleeps 0.1 s "to give the kernel time" before it
+        # looks at the child, at every stop of every program (seconds over a
+        # grading). The child (bwrap, or the program outside a sandbox) leads
+        # the group just killed: wait for it to die, leaving it for close()
+        # to reap, and close without the sleep.
+        _wait_dead(self.child.pid, waits.KILLED)
+        self.child.ptyproc.delayafterclose = 0
         try:
             self.child.close(force=True)
         except Exception:
@@ -583,6 +590,21 @@ class Program:
             self._stderr_path.unlink()
         except OSError:
             pass
+
+
+def _wait_dead(pid: int, timeout: float) -> None:
+    """Wait until child `pid` has died (a zombie, not reaped: its owner
+    reaps it), for at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is not None:
+                return
+        except ChildProcessError:
+            return          # reaped already
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(0.001)
 
 
 # A helper that joins a sandboxed program's pid namespace (and its user

@@ -53,6 +53,12 @@ EXIT = 2.0
 # from its start to its exit: start-up and a few exchanges.
 CLIENT_RUN = READY + 2 * REPLY
 
+# A process sent SIGKILL is gone within a millisecond or two (measured: the
+# program's group killed, then its leader a zombie); a process stuck in the
+# kernel (disk, a frozen file system) may take longer, and the stop goes on
+# without waiting further.
+KILLED = 1.0
+
 # Set by grading-costs/wait_figures.py: every finished wait is appended to
 # this file as "KIND SECONDS", to record the figures above.
 _LOG = os.environ.get("SOCKLAB_WAIT_LOG")

@@ -9,9 +9,15 @@ file instead of a port.
   Every client it opened is closed after the test.
 - `ready_on_a_fresh_path(script)`: the gate (grader.harness.gates) of a
   server started on a fresh socket path printing its ready line.
+- `forked(program)`, `start_pair(spawn)`: 05's pair.py announces its
+  fork, its first line: the gate FORK_GATE.
 - `child_answers_hello(program, child)`: 05's pair.py, freshly started,
   gets the fixed line 'hello' answered by its child: the gate of its
   answers, which every test typing lines of its own begins with.
+- `pair_beside(spawn)`, `echo_server_beside(spawn, folder)`: the first
+  check of each of 05's two programs, to run beside the other's
+  (grader.harness.gates.side_by_side): a student's `pytest`, one test at a
+  time, then waits once for two programs that never start, not twice.
 
 Import the fixtures into a test module to use them:
 
@@ -20,13 +26,14 @@ Import the fixtures into a test module to use them:
 
 from __future__ import annotations
 
+import re
 import socket
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from grader.harness import bounded, gates
+from grader.harness import bounded, gates, listening, waits
 from grader.harness.failure import GradingFailure
 from grader.harness.transcript import Transcript
 from grader.testkit.line_client import DEFAULT_TIMEOUT, LineClient
@@ -47,6 +54,56 @@ def ready_on_a_fresh_path(script: str) -> gates.Gate:
     return gates.Gate(f"ready:{script} PATH",
                       f"`python {script} PATH` starts on a fresh socket path and prints its "
                       "ready line")
+
+
+PAIR = "pair.py"
+ECHO_SERVER = "unix_echo_server.py"
+FORKED = re.compile(r"parent (\d+) forked child (\d+)\s*$")
+# pair.py's first line, the same check every time: a gate (grader.harness.gates).
+FORK_GATE = gates.Gate(f"ready:{PAIR}", f"`python {PAIR}` announces its fork")
+
+
+def forked(program, did: str = f"ran: python -u {PAIR}") -> re.Match:
+    """pair.py's first line, its ready line (FORK_GATE)."""
+    with gates.guard(FORK_GATE):
+        return announced_fork(program, did)
+
+
+def announced_fork(program, did: str = f"ran: python -u {PAIR}") -> re.Match:
+    """forked() without its gate: the step itself."""
+    return program.expect_line(FORKED, timeout=waits.READY, did=did,
+                               done=lambda: listening.has_child(program.pid),
+                               done_what="running its child (it had forked)")
+
+
+def start_pair(spawn, beside: tuple = ()):
+    """Start pair.py; (program, child pid) once it announced the fork, with
+    the first checks `beside` run beside it (grader.harness.gates.side_by_side)."""
+    program = spawn(PAIR, name="pair")
+    match = gates.side_by_side(lambda: forked(program), *beside)
+    return program, int(match.group(2))
+
+
+def echo_server_ready(program, path: str) -> None:
+    """05's unix_echo_server.py, started on `path`, prints its ready line (unguarded)."""
+    program.expect_line(rf"listening on {re.escape(path)}\s*$", timeout=waits.READY,
+                        did=f"ran: python -u {ECHO_SERVER} {path}",
+                        done=lambda: listening.listening_unix(program.pid),
+                        done_what="listening (the kernel lists its socket)")
+
+
+def pair_beside(spawn) -> tuple:
+    """pair.py's first check, to run beside the echo server's."""
+    return (FORK_GATE, f"`python {PAIR}`",
+            lambda: announced_fork(spawn(PAIR, name="pair (beside)")))
+
+
+def echo_server_beside(spawn, folder: Path) -> tuple:
+    """The echo server's first check on a fresh path in `folder`, to run
+    beside pair.py's."""
+    path = str(folder / "beside.sock")
+    return (ready_on_a_fresh_path(ECHO_SERVER), f"`python {ECHO_SERVER} PATH`",
+            lambda: echo_server_ready(spawn(ECHO_SERVER, path, name="server (beside)"), path))
 
 
 PAIR_ANSWER = gates.Gate("answer:pair.py", "the child of a freshly started `python pair.py` "

@@ -8,31 +8,14 @@ import re
 import psutil
 import pytest
 
-from grader.harness import gates, listening, waits
+from grader.harness import waits
 from grader.harness.failure import check, fail
 from grader.harness.orphans import OrphanWatch
 from grader.testkit import textgen
 from grader.testkit.suites.server_rules import TRACEBACK, expect_usage_error
-from grader.testkit.unix_sockets import child_answers_hello
+from grader.testkit.unix_sockets import child_answers_hello, forked, start_pair
 
 SCRIPT = "pair.py"
-FORKED = re.compile(r"parent (\d+) forked child (\d+)\s*$")
-# pair.py's first line, the same check every time: a gate (grader.harness.gates).
-FORK_GATE = gates.Gate("ready:pair.py", "`python pair.py` announces its fork")
-
-
-def forked(program, did: str = f"ran: python -u {SCRIPT}") -> re.Match:
-    """pair.py's first line, its ready line (FORK_GATE)."""
-    with gates.guard(FORK_GATE):
-        return program.expect_line(FORKED, timeout=waits.READY, did=did,
-                                   done=lambda: listening.has_child(program.pid),
-                                   done_what="running its child (it had forked)")
-
-
-def start_pair(spawn):
-    """Start pair.py; return (program, child pid) once it announced the fork."""
-    program = spawn(SCRIPT, name="pair")
-    return program, int(forked(program).group(2))
 
 
 def start_answering_pair(spawn):
