@@ -97,8 +97,9 @@ def test_first_checks_beside_a_test_decide_their_gates_and_not_its_outcome(book)
 
     def never_ready():
         ran.append(threading.current_thread().name)
-        time.sleep(0.05)
-        raise GradingFailure(did="ran server.py", expected="its ready line", got="nothing came")
+        with gates.guard(ready):
+            time.sleep(0.05)
+            raise GradingFailure(did="ran server.py", expected="its ready line", got="nothing came")
 
     gates.activate(context(book, "test_pair"))
     with gates.guard(forked):
@@ -108,7 +109,8 @@ def test_first_checks_beside_a_test_decide_their_gates_and_not_its_outcome(book)
     gates.activate(context(book, "test_server"))
     outcome = run_step(ready, fails=False)
     assert outcome.startswith("failed at once:"), outcome
-    assert "in test_pair, which checked `python server.py PATH` beside its own program" in outcome
+    assert "in test_pair, which checked `python server.py PATH` beside its own first check" \
+        in outcome
     assert "nothing came" in outcome
     assert gates.side_by_side(lambda: "again", (ready, "server.py", never_ready)) == "again"
     assert len(ran) == 1, "a gate with a verdict is not checked again"
@@ -340,25 +342,38 @@ def test_a_server_that_never_accepts_fails_the_visible_tests_at_once(tmp_path):
     assert elapsed < 60, f"took {elapsed:.0f} s"
 
 
-def test_two_programs_that_never_start_cost_the_visible_tests_one_wait(tmp_path):
-    """05's visible tests start two programs; where both spin before doing
-    anything, the first test waits for both at once (gates.side_by_side):
-    the echo server's tests fail at once on the verdict found beside it."""
+@pytest.mark.parametrize("exercise, shape, summary, beside, told", [
+    # 05 starts two programs: both spin before doing anything.
+    ("05_unix_sockets", "spins-ignoring-signals", "6 failed",
+     "in test_announces_the_fork, which checked `python unix_echo_server.py PATH` beside its "
+     "own first check, shown below", 3),
+    # 09 has three kinds of first exchange: a server that answers none.
+    ("09_c10k", "never-replies", "4 failed, 1 passed",
+     "in test_answers_ping_with_pong, which checked the first 'count' exchange beside its own "
+     "first check, shown below", 2),
+])
+def test_first_checks_side_by_side_cost_the_visible_tests_one_wait(tmp_path, exercise, shape,
+                                                                   summary, beside, told):
+    """Where a visible suite's tests begin with different first checks (05:
+    two programs; 09: three kinds of exchange), the first test runs the
+    others beside its own (gates.side_by_side): on a program that fails
+    them all, only that test waits, and the others fail at once on the
+    verdicts found beside it."""
     from grader.bench import variants
     tree = tmp_path / "tree"
-    variants.build("05_unix_sockets", "spins-ignoring-signals", tree)
+    variants.build(exercise, shape, tree)
     done = subprocess.run([sys.executable, "-m", "pytest", "-p", "grader.plugin", "-q",
                            "-p", "no:cacheprovider", "--submission", str(tree),
-                           str(manifest.EXERCISES_DIR / "05_unix_sockets")],
+                           str(manifest.EXERCISES_DIR / exercise)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120,
                           env=pytest_environment())
-    summary = (done.stdout.strip().splitlines() or [done.stderr[-2000:]])[-1]
-    assert "6 failed" in summary and "error" not in summary, done.stdout[-3000:]
+    last = (done.stdout.strip().splitlines() or [done.stderr[-2000:]])[-1]
+    assert summary in last and "error" not in last, done.stdout[-3000:]
     failures = done.stdout.split("short test summary info")[0]
-    # Only the first test waited: for pair.py, and for the echo server beside it.
-    assert failures.count("began with a first check that had already failed") == 5, done.stdout
-    assert failures.count("in test_announces_the_fork, which checked `python unix_echo_server.py "
-                          "PATH` beside its own program, shown below") == 3, done.stdout
+    failed = int(summary.split()[0])
+    assert failures.count("began with a first check that had already failed") == failed - 1, \
+        done.stdout
+    assert failures.count(beside) == told, done.stdout
 
 
 # -- turns -----------------------------------------------------------------------

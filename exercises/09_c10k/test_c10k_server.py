@@ -9,10 +9,11 @@ import time
 
 import pytest
 
-from grader.harness import launch, waits
+from grader.harness import gates, launch, waits
 from grader.harness.failure import check
 from grader.harness.program import Limits
-from grader.testkit.c10k_lines import COUNT, UNKNOWN, count_gate, first_count, first_ping
+from grader.testkit.c10k_lines import (COUNT, UNKNOWN, beside, count_gate, first_count, first_ping,
+                                       first_unknown)
 from grader.testkit.crowd import Crowd, connect_many, reset_all, wait_among
 
 SCRIPT = "c10k_server.py"
@@ -23,6 +24,19 @@ CROWD = 1_500     # more than a soft limit of 1024 allows
 @pytest.fixture
 def server(start_server):
     return start_server(SCRIPT, lambda port: [port], lambda port: READY)
+
+
+@pytest.fixture
+def others(start_server, connect):
+    """The first exchanges of the other kinds, on servers of their own, to
+    run beside a test's own (gates.side_by_side) while they have no verdict:
+    a server that answers nothing costs one reply's wait, not three."""
+    def start(name):
+        return start_server(SCRIPT, lambda port: [port], lambda port: READY, name=name)
+
+    def of(*kinds):
+        return [beside(kind, start, connect, f"{SCRIPT} PORT") for kind in kinds]
+    return of
 
 
 def start_with_soft_limit(spawn, free_port, soft):
@@ -36,10 +50,11 @@ def start_with_soft_limit(spawn, free_port, soft):
 
 @pytest.mark.points(3)
 @pytest.mark.task(3)
-def test_answers_ping_with_pong(server, connect):
+def test_answers_ping_with_pong(server, connect, others):
     program, port = server
     client = connect(port, name="client")
-    first_ping(client)      # 'ping hello': a gate (grader.testkit.c10k_lines)
+    # 'ping hello': a gate (grader.testkit.c10k_lines), the other two kinds beside it
+    gates.side_by_side(lambda: first_ping(client), *others("count", "unknown"))
     for token in ("42", "é→ß"):
         client.send_line(f"ping {token}")
         client.expect_line(f"pong {token}", did=f"sent 'ping {token}'")
@@ -47,10 +62,11 @@ def test_answers_ping_with_pong(server, connect):
 
 @pytest.mark.points(3)
 @pytest.mark.task(3)
-def test_counts_the_clients(server, connect):
+def test_counts_the_clients(server, connect, others):
     program, port = server
     clients = [connect(port, name="client1")]
-    first_count(clients[0])     # alone, it is counted: a gate (grader.testkit.c10k_lines)
+    # Alone, it is counted: a gate (grader.testkit.c10k_lines), the other two kinds beside it.
+    gates.side_by_side(lambda: first_count(clients[0]), *others("ping", "unknown"))
     clients += [connect(port, name=f"client{i + 1}") for i in (1, 2)]
     deadline = time.monotonic() + waits.REPLY
     while True:  # the server may not have accepted the last one yet: ask again
@@ -67,12 +83,13 @@ def test_counts_the_clients(server, connect):
 
 @pytest.mark.points(3)
 @pytest.mark.task(3)
-def test_rejects_unknown_commands(server, connect):
+def test_rejects_unknown_commands(server, connect, others):
     program, port = server
     client = connect(port, name="client")
-    for line in ("hello", "count me in"):
-        client.send_line(line)
-        client.expect_line(UNKNOWN, did=f"sent {line!r}")
+    # 'hello': a gate (grader.testkit.c10k_lines), the other two kinds beside it.
+    gates.side_by_side(lambda: first_unknown(client), *others("count", "ping"))
+    client.send_line("count me in")
+    client.expect_line(UNKNOWN, did="sent 'count me in'")
 
 
 # After the usual start's tests: a start with a lowered limit needs the usual one to work

@@ -293,7 +293,7 @@ def _test_name(context: Context) -> str:
     """The test a verdict is told in: the running test, or the check it ran beside its own."""
     what = getattr(_beside, "what", None)
     return context.test if what is None else \
-        f"{context.test}, which checked {what} beside its own program"
+        f"{context.test}, which checked {what} beside its own first check"
 
 
 def activate(context: Context | None) -> None:
@@ -331,12 +331,14 @@ def guard(gate: Gate, closes: bool = True) -> Iterator[None]:
 def side_by_side(main: Callable[[], T], *others: tuple[Gate, str, Callable[[], object]]) -> T:
     """Run `main` (this test's own first check) while the first checks of
     the suite's other programs run beside it, each in a thread of its own:
-    `others` are (gate, what, check), `check` the unguarded step of `gate`,
-    `what` how a student would name it. A check runs only while its gate
-    has no verdict yet, so a student's one-at-a-time `pytest` waits for
-    programs that never start once, not once each. Their verdicts go in
-    the book like any guarded step's (told as checked beside this test);
-    their failures are not this test's, which passes or fails on `main`."""
+    `others` are (gate, what, check), `check` a step that guards itself
+    with `gate` (and may do unguarded work first, such as starting its own
+    program), `what` how a student would name it. A check runs only while
+    its gate has no verdict yet, so a student's one-at-a-time `pytest`
+    waits for programs that never start, or never answer, once, not once
+    each. Their verdicts go in the book like any guarded step's (told as
+    checked beside this test); their failures are not this test's, which
+    passes or fails on `main`."""
     context = _active
     threads: list[threading.Thread] = []
     faults: list[BaseException] = []
@@ -344,13 +346,12 @@ def side_by_side(main: Callable[[], T], *others: tuple[Gate, str, Callable[[], o
         if context is None or context.book.decided(gate):
             continue
 
-        def run(gate: Gate = gate, what: str = what, check: Callable[[], object] = check) -> None:
+        def run(what: str = what, check: Callable[[], object] = check) -> None:
             _beside.what = what
             try:
-                with guard(gate):
-                    check()
+                check()
             except GradingFailure:
-                pass                    # closed the gate, told as checked beside
+                pass                    # its gate closed (or it never reached it)
             except BaseException as exc:   # a fault of the grader: this test's error
                 faults.append(exc)
 

@@ -66,14 +66,9 @@ FORK_GATE = gates.Gate(f"ready:{PAIR}", f"`python {PAIR}` announces its fork")
 def forked(program, did: str = f"ran: python -u {PAIR}") -> re.Match:
     """pair.py's first line, its ready line (FORK_GATE)."""
     with gates.guard(FORK_GATE):
-        return announced_fork(program, did)
-
-
-def announced_fork(program, did: str = f"ran: python -u {PAIR}") -> re.Match:
-    """forked() without its gate: the step itself."""
-    return program.expect_line(FORKED, timeout=waits.READY, did=did,
-                               done=lambda: listening.has_child(program.pid),
-                               done_what="running its child (it had forked)")
+        return program.expect_line(FORKED, timeout=waits.READY, did=did,
+                                   done=lambda: listening.has_child(program.pid),
+                                   done_what="running its child (it had forked)")
 
 
 def start_pair(spawn, beside: tuple = ()):
@@ -94,16 +89,21 @@ def echo_server_ready(program, path: str) -> None:
 
 def pair_beside(spawn) -> tuple:
     """pair.py's first check, to run beside the echo server's."""
-    return (FORK_GATE, f"`python {PAIR}`",
-            lambda: announced_fork(spawn(PAIR, name="pair (beside)")))
+    return (FORK_GATE, f"`python {PAIR}`", lambda: forked(spawn(PAIR, name="pair (beside)")))
 
 
 def echo_server_beside(spawn, folder: Path) -> tuple:
     """The echo server's first check on a fresh path in `folder`, to run
     beside pair.py's."""
     path = str(folder / "beside.sock")
-    return (ready_on_a_fresh_path(ECHO_SERVER), f"`python {ECHO_SERVER} PATH`",
-            lambda: echo_server_ready(spawn(ECHO_SERVER, path, name="server (beside)"), path))
+    gate = ready_on_a_fresh_path(ECHO_SERVER)
+
+    def check() -> None:
+        program = spawn(ECHO_SERVER, path, name="server (beside)")
+        with gates.guard(gate):
+            echo_server_ready(program, path)
+
+    return (gate, f"`python {ECHO_SERVER} PATH`", check)
 
 
 PAIR_ANSWER = gates.Gate("answer:pair.py", "the child of a freshly started `python pair.py` "
