@@ -10,7 +10,8 @@ from grader.harness import gates, waits
 from grader.harness.failure import check
 from grader.harness.program import start_peer
 from grader.testkit import textgen
-from grader.testkit.unix_sockets import echo_server_ready, pair_beside, ready_on_a_fresh_path
+from grader.testkit.unix_sockets import (echo_server_ready, first_echo, pair_beside,
+                                         ready_on_a_fresh_path)
 from grader.testkit.unix_sockets import socket_dir, unix_connect  # noqa: F401 (fixtures)
 
 CONNECTED = re.compile(r"connection from pid (\d+) uid (\d+)\s*$")
@@ -43,6 +44,7 @@ def test_prints_that_it_is_listening(server):
 def test_echoes_what_a_client_sends(server, unix_connect, rng):
     program, path = server
     client = unix_connect(path, name="client")
+    first_echo(client)      # 'hello' first: a gate (grader.testkit.unix_sockets)
     data = (textgen.message(rng) + "\n").encode()
     client.send_raw(data)
     back = client.read_bytes(len(data))

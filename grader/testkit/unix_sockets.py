@@ -11,6 +11,8 @@ file instead of a port.
   server started on a fresh socket path printing its ready line.
 - `forked(program)`, `start_pair(spawn)`: 05's pair.py announces its
   fork, its first line: the gate FORK_GATE.
+- `first_echo(client)`: 05's echo server, freshly started, echoes its
+  first client's fixed line 'hello': the gate of its echoes.
 - `child_answers_hello(program, child)`: 05's pair.py, freshly started,
   gets the fixed line 'hello' answered by its child: the gate of its
   answers, which every test typing lines of its own begins with.
@@ -34,7 +36,7 @@ from pathlib import Path
 import pytest
 
 from grader.harness import bounded, gates, listening, waits
-from grader.harness.failure import GradingFailure
+from grader.harness.failure import GradingFailure, check
 from grader.harness.transcript import Transcript
 from grader.testkit.line_client import DEFAULT_TIMEOUT, LineClient
 
@@ -104,6 +106,26 @@ def echo_server_beside(spawn, folder: Path) -> tuple:
             echo_server_ready(program, path)
 
     return (gate, f"`python {ECHO_SERVER} PATH`", check)
+
+
+# 05's echo server: the first client of a fresh server sends this line and
+# reads it back, the same exchange in every test that echoes (a gate).
+FIRST_ECHO = b"hello\n"
+ECHO_GATE = gates.Gate(f"echo:{ECHO_SERVER} PATH",
+                       f"the first client of a freshly started `python {ECHO_SERVER} PATH` gets "
+                       "the line 'hello' echoed back")
+
+
+def first_echo(client, first: bool = True) -> None:
+    """`client` sends FIRST_ECHO and reads it back: the gate ECHO_GATE when
+    it is its fresh server's `first` client (any client fails at once once
+    the gate closed), so that a server that never echoes costs one reply's
+    wait, and every later test that echoes fails at once."""
+    with gates.guard(ECHO_GATE, closes=first):
+        client.send_raw(FIRST_ECHO)
+        back = client.read_bytes(len(FIRST_ECHO))
+        check(back == FIRST_ECHO, f"{client.name} sent {FIRST_ECHO!r}",
+              f"{client.name} gets the same {len(FIRST_ECHO)} bytes back", repr(back))
 
 
 PAIR_ANSWER = gates.Gate("answer:pair.py", "the child of a freshly started `python pair.py` "

@@ -24,7 +24,7 @@ from grader.testkit import textgen
 from grader.testkit.line_client import echo_exchange
 from grader.testkit.suites.server_rules import (TRACEBACK, ServerSpec, expect_bad_arguments_refused,
                                                 expect_clean_exit, measure_cpu, require_working, start)
-from grader.testkit.unix_sockets import ready_on_a_fresh_path
+from grader.testkit.unix_sockets import first_echo, pair_beside, ready_on_a_fresh_path
 from grader.testkit.unix_sockets import socket_dir, unix_connect  # noqa: F401 (fixtures)
 
 SCRIPT = "unix_echo_server.py"
@@ -70,8 +70,12 @@ def start_fresh(start_server, server_spec):
 
 
 @pytest.fixture
-def server(start_server, server_spec, sock_path):
-    program, _port = start_fresh(start_server, server_spec)
+def server(start_server, server_spec, sock_path, spawn):
+    # pair.py's first check beside this start, while it has no verdict
+    # (gates.side_by_side): the quiet test that starts first holds the
+    # machine while it waits, and a pair.py that never starts costs that wait only.
+    program, _port = gates.side_by_side(lambda: start_fresh(start_server, server_spec),
+                                        pair_beside(spawn))
     return program, sock_path
 
 
@@ -142,6 +146,7 @@ def test_idle_server_sleeps_in_the_kernel_after_clients_left(server, unix_connec
     for name in ("alice", "bob"):
         client = unix_connect(path, name=name)
         accepted(program, did=f"{name} connected", first=name == "alice")
+        first_echo(client, first=name == "alice")   # 'hello' first: a gate (unix_sockets)
         data = (textgen.message(rng) + "\n").encode()
         client.send_raw(data)
         check_echo(client, data, f"{name} sent {data!r}")
@@ -175,6 +180,7 @@ def test_removes_a_stale_socket_file(spawn, sock_path, unix_connect, rng):
                         "(os.lstat, stat.S_ISSOCK), then remove it (os.unlink)")
         raise
     client = unix_connect(sock_path, name="client")
+    first_echo(client, first=False)     # needs the echo gate, a start on a stale path closes nothing
     data = (textgen.message(rng) + "\n").encode()
     client.send_raw(data)
     check_echo(client, data, did + "; a client connected and sent a line")
@@ -308,8 +314,10 @@ def test_serves_several_clients_at_once(server, unix_connect, rng):
     for i in range(count):
         clients.append(unix_connect(path, name=textgen.name(rng) + f"_{i}"))
         accepted(program, first=i == 0, did=f"{clients[-1].name} connected" + (
-            f", while {clients[0].name} (connected first) had not sent anything yet: the server "
-            "must accept new clients while others are connected" if i else ""))
+            f", while {clients[0].name} (connected first, its 'hello' echoed) sent nothing "
+            "more: the server must accept new clients while others are connected" if i else ""))
+        if i == 0:
+            first_echo(clients[0])      # 'hello' first: a gate (unix_sockets)
     first, rest = clients[0], clients[1:]
     did = (f"{count} clients connected; the first, {first.name}, stayed silent while the others "
            "each sent a line before any of them read")
@@ -337,6 +345,7 @@ def test_serves_several_clients_at_once(server, unix_connect, rng):
 def test_echoes_every_byte_exactly(server, unix_connect, rng):
     program, path = server
     client = unix_connect(path, name="client")
+    first_echo(client)      # 'hello' first: a gate (grader.testkit.unix_sockets)
     data = b"\xff\xfe\xc3(" + rng.randbytes(16) + b"\r\n\x00"
     client.send_raw(data)
     check_echo(client, data, f"sent bytes that are not UTF-8 text: {data!r}")
@@ -354,6 +363,7 @@ def test_survives_a_client_that_leaves_without_reading(server, unix_connect, rng
     program, path = server
     quitter = unix_connect(path, name="quitter")
     accepted(program, did="quitter connected", first=True)
+    first_echo(quitter)     # 'hello' first: a gate (grader.testkit.unix_sockets)
     other = unix_connect(path, name="other")
     accepted(program, did="other connected")
     process = psutil.Process(program.pid)
