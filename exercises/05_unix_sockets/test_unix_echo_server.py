@@ -1,7 +1,6 @@
 """Visible tests for 05_unix_sockets, unix_echo_server.py. Run: pytest exercises/05_unix_sockets"""
 
 import os
-import re
 import subprocess
 
 import pytest
@@ -10,11 +9,9 @@ from grader.harness import gates, waits
 from grader.harness.failure import check
 from grader.harness.program import start_peer
 from grader.testkit import textgen
-from grader.testkit.unix_sockets import (echo_server_ready, first_echo, pair_beside,
+from grader.testkit.unix_sockets import (accepted, echo_server_ready, first_echo, pair_beside,
                                          ready_on_a_fresh_path)
 from grader.testkit.unix_sockets import socket_dir, unix_connect  # noqa: F401 (fixtures)
-
-CONNECTED = re.compile(r"connection from pid (\d+) uid (\d+)\s*$")
 
 
 @pytest.fixture
@@ -67,8 +64,7 @@ def test_names_the_connecting_process(server):
     try:
         pid = int(client.stdout.readline() or 0)
         did = f"connected from a separate process (pid {pid}, uid {os.getuid()})"
-        match = program.expect_line(CONNECTED, did=did)
-        seen = (int(match.group(1)), int(match.group(2)))
+        seen = accepted(program, did, first=True)   # its first client: a gate
         check(seen == (pid, os.getuid()), did, f"connection from pid {pid} uid {os.getuid()}",
               f"connection from pid {seen[0]} uid {seen[1]}")
     finally:

@@ -11,6 +11,8 @@ file instead of a port.
   server started on a fresh socket path printing its ready line.
 - `forked(program)`, `start_pair(spawn)`: 05's pair.py announces its
   fork, its first line: the gate FORK_GATE.
+- `accepted(program, did, first)`: 05's echo server announces a client;
+  its first client's line is a gate.
 - `first_echo(client)`: 05's echo server, freshly started, echoes its
   first client's fixed line 'hello': the gate of its echoes.
 - `child_answers_hello(program, child)`: 05's pair.py, freshly started,
@@ -106,6 +108,23 @@ def echo_server_beside(spawn, folder: Path) -> tuple:
             echo_server_ready(program, path)
 
     return (gate, f"`python {ECHO_SERVER} PATH`", check)
+
+
+CONNECTED = re.compile(r"connection from pid (\d+) uid (\d+)\s*$")
+# 05's echo server announces each client; its first client's line is a gate
+# (the same check whoever connects: the line's form, not its numbers).
+CONNECTION_GATE = gates.Gate(f"connection-line:{ECHO_SERVER} PATH",
+                             f"the first client of a freshly started `python {ECHO_SERVER} PATH` "
+                             "is announced with 'connection from pid N uid M'")
+
+
+def accepted(program, did: str, first: bool = False) -> tuple[int, int]:
+    """Wait for the echo server's next connection line; return (pid, uid).
+    The line for the `first` client of the server is a gate
+    (CONNECTION_GATE); any later one fails at once once that gate closed."""
+    with gates.guard(CONNECTION_GATE, closes=first):
+        match = program.expect_line(CONNECTED, did=did)
+    return int(match.group(1)), int(match.group(2))
 
 
 # 05's echo server: the first client of a fresh server sends this line and

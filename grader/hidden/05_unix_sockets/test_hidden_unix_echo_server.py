@@ -24,18 +24,15 @@ from grader.testkit import textgen
 from grader.testkit.line_client import echo_exchange
 from grader.testkit.suites.server_rules import (TRACEBACK, ServerSpec, expect_bad_arguments_refused,
                                                 expect_clean_exit, measure_cpu, require_working, start)
-from grader.testkit.unix_sockets import first_echo, pair_beside, ready_on_a_fresh_path
+from grader.testkit.unix_sockets import (accepted, first_echo, pair_beside,
+                                         ready_on_a_fresh_path)
 from grader.testkit.unix_sockets import socket_dir, unix_connect  # noqa: F401 (fixtures)
 
 SCRIPT = "unix_echo_server.py"
-CONNECTED = re.compile(r"connection from pid (\d+) uid (\d+)\s*$")
 # Gates (grader.harness.gates): a server started on a fresh path prints its
-# ready line; its first client is announced with a connection line (the
-# same check whoever connects: the line's form, not its numbers).
+# ready line; its first client is announced with a connection line
+# (grader.testkit.unix_sockets.accepted) and gets 'hello' echoed (first_echo).
 READY_GATE = ready_on_a_fresh_path(SCRIPT)
-CONNECTION_GATE = gates.Gate(f"connection-line:{SCRIPT} PATH",
-                             f"the first client of a freshly started `python {SCRIPT} PATH` is "
-                             "announced with 'connection from pid N uid M'")
 
 
 def ready(path: str) -> str:
@@ -77,15 +74,6 @@ def server(start_server, server_spec, sock_path, spawn):
     program, _port = gates.side_by_side(lambda: start_fresh(start_server, server_spec),
                                         pair_beside(spawn))
     return program, sock_path
-
-
-def accepted(program, did: str, first: bool = False) -> tuple[int, int]:
-    """Wait for the server's next connection line; return (pid, uid). The
-    line for the `first` client of the server is a gate (CONNECTION_GATE);
-    any later one fails at once once that gate closed."""
-    with gates.guard(CONNECTION_GATE, closes=first):
-        match = program.expect_line(CONNECTED, did=did)
-    return int(match.group(1)), int(match.group(2))
 
 
 def check_echo(client, data: bytes, did: str) -> None:
