@@ -129,6 +129,25 @@ def test_line_client_reassembles_lines_across_segments():
     assert "'abc'" in transcript.render()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kernel's stamps: Linux")
+def test_a_datagram_keeps_the_time_it_arrived_however_late_it_is_read():
+    """06's retry timings compare when datagrams arrived: the kernel's stamp
+    (udp_peer), not the moment a busy grader got round to reading them."""
+    from grader.testkit.udp_peer import UdpSocket
+    transcript = Transcript()
+    reader = UdpSocket(transcript, "reader")
+    writer = UdpSocket(transcript, "writer")
+    try:
+        sent = time.monotonic()
+        writer.send_to(b"x", reader.address)
+        time.sleep(0.3)
+        datagram = reader.receive(timeout=1.0)
+        assert datagram is not None and datagram.at - sent < 0.1, datagram
+    finally:
+        reader.close()
+        writer.close()
+
+
 def test_snapshot_copies_only_declared_plain_files(tmp_path):
     exercise = manifest.get("01_tcp_server")
     src = tmp_path / "student" / exercise.id
