@@ -35,7 +35,8 @@ def others(start_server, connect):
         return start_server(SCRIPT, lambda port: [port], lambda port: READY, name=name)
 
     def of(*kinds):
-        return [beside(kind, start, connect, f"{SCRIPT} PORT") for kind in kinds]
+        command = gates.command_shape(SCRIPT, lambda port: [port])
+        return [beside(kind, start, connect, command) for kind in kinds]
     return of
 
 

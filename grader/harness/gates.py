@@ -34,7 +34,12 @@ student's module it imports (`module_import`); a client's first wait for
 data needs its server to have accepted a first client (`accepts`, whose
 verdict comes from the kernel's listen queue when a test ends:
 grader.harness.accept_queue); an exchange of its own needs the fixed
-first exchange of the same kind (`needs_answer`)."""
+first exchange of the same kind (`needs_answer`).
+
+Where a suite's tests begin with different first checks (two programs,
+several kinds of first exchange), `side_by_side` runs the others' beside
+a test's own, so that a student's one-at-a-time `pytest` settles them all
+in one wait."""
 
 from __future__ import annotations
 

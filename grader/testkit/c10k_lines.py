@@ -1,4 +1,4 @@
-"""09's line protocol as both its suites speak it, with its two gates.
+"""09's line protocol as both its suites speak it, with its gates.
 
 A 09 server answers `count` and `ping TOKEN`, and refuses other lines.
 Each is a gate of its own (grader.harness.gates.first_answer) on a fixed
