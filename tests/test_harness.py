@@ -148,6 +148,25 @@ def test_a_datagram_keeps_the_time_it_arrived_however_late_it_is_read():
         writer.close()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc: Linux")
+def test_a_program_that_waits_says_where_it_waits(tmp_path):
+    """Program.where(): what a program that did not do something in time is
+    doing, from the kernel (a server blocked in accept() is sleeping there)."""
+    script = tmp_path / "waits.py"
+    script.write_text("import socket\ns = socket.create_server(('127.0.0.1', 0))\n"
+                      "print('up', flush=True)\ns.accept()\n")
+    program = Program(python_argv(script), cwd=tmp_path, transcript=Transcript())
+    try:
+        program.expect_line("up", timeout=10)
+        deadline = time.monotonic() + 5
+        while "accept" not in (where := program.where()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert where.startswith("it is sleeping") and "accept" in where, where
+    finally:
+        program.stop()
+    assert program.where() == "it is gone"
+
+
 def test_snapshot_copies_only_declared_plain_files(tmp_path):
     exercise = manifest.get("01_tcp_server")
     src = tmp_path / "student" / exercise.id

@@ -531,6 +531,16 @@ class Program:
                 return status
             time.sleep(0.01)
 
+    def where(self) -> str:
+        """What the program is doing now, as the kernel tells it: its state
+        and the kernel function it waits in (and its sandbox init's), for a
+        message about a program that did not do something in time."""
+        parts = [f"it is {_process_state(self.pid)}"]
+        init = getattr(self.confinement, "init_pid", None)
+        if self.confinement.sandboxed and init is not None:
+            parts.append(f"the sandbox's init is {_process_state(init)}")
+        return "; ".join(parts)
+
     def send_signal(self, sig: int) -> None:
         self.remember_children()
         self.transcript.note(self.name, f"sent {signal.Signals(sig).name}")
@@ -590,6 +600,26 @@ class Program:
             self._stderr_path.unlink()
         except OSError:
             pass
+
+
+_STATES = {"R": "running", "S": "sleeping", "D": "waiting on a device", "T": "stopped",
+           "t": "stopped by a tracer", "Z": "a zombie", "X": "dead", "I": "idle"}
+
+
+def _process_state(pid: int) -> str:
+    """'sleeping (in the kernel at do_sys_poll)', from /proc; 'gone' if it is."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "gone"
+    text = _STATES.get(state, f"in state {state}")
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            wchan = f.read().strip()
+    except OSError:
+        wchan = ""
+    return f"{text} (in the kernel at {wchan})" if wchan and wchan != "0" else text
 
 
 def _wait_dead(pid: int, timeout: float) -> None:

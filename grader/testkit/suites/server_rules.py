@@ -178,7 +178,7 @@ def expect_clean_exit(program, within: float, did: str, allowed_signals=()) -> N
     status = program.wait_exit(within)
     if status is None:
         raise fail(did=did, expected=f"the server exits within {within:g} s",
-                   got="it was still running", hint="")
+                   got=f"it was still running: {program.where()}", hint="")
     ok = status.code == 0 or status.signal in allowed_signals
     also = "".join(f" or death by {signal.Signals(s).name}" for s in allowed_signals)
     check(ok, did, f"exit status 0{also}", status.describe())
