@@ -52,6 +52,9 @@ LAST_LOOK = waits.SILENCE    # seconds for datagrams already sent to be read
 # The kernel stamps each datagram as it arrives (SO_TIMESTAMP, Linux), so
 # that when it came does not depend on how soon a busy grader read it: the
 # gaps between a client's retries are the client's, whatever else runs.
+# (The kernel turns stamping on a moment after the first socket asks, by
+# deferred work; a datagram that arrives before is stamped when read, as
+# without the option. A student's program starts long after.)
 SO_TIMESTAMP = 29
 _TIMEVAL = struct.Struct("@ll")
 _STAMPED = sys.platform.startswith("linux")
