@@ -479,11 +479,7 @@ class Program:
     def remember_children(self) -> None:
         """Note every descendant now alive, so stop() can kill even one that
         left the process group."""
-        try:
-            for child in psutil.Process(self.pid).children(recursive=True):
-                self._known_pids.add(child.pid)
-        except psutil.Error:
-            pass
+        self._known_pids.update(_descendants(self.pid))
 
     def poll_exit(self) -> Exit | None:
         if self._exit is None:
@@ -620,6 +616,38 @@ def _process_state(pid: int) -> str:
     except OSError:
         wchan = ""
     return f"{text} (in the kernel at {wchan})" if wchan and wchan != "0" else text
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below `pid`, from the kernel's lists of each thread's
+    children (a scan of all of /proc, as psutil's does, cost milliseconds
+    at every stop); psutil where the kernel keeps no such list."""
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children") as f:
+                    children = [int(c) for c in f.read().split()]
+            except FileNotFoundError:
+                if not os.path.exists(f"/proc/{parent}/task/{task}"):
+                    continue    # that thread ended meanwhile
+                try:            # a kernel without the lists
+                    return found | {c.pid for c in psutil.Process(pid).children(recursive=True)}
+                except psutil.Error:
+                    return found
+            except (OSError, ValueError):
+                continue
+            for child in children:
+                if child not in found:
+                    found.add(child)
+                    todo.append(child)
+    return found
 
 
 def _wait_dead(pid: int, timeout: float) -> None:

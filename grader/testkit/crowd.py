@@ -60,6 +60,8 @@ class Member:
         self.fd = sock.fileno()
         self.data = bytearray()
         self.newlines = 0       # complete lines received so far
+        self._decoded: list[str] = []   # the complete lines of data[:_decoded_to], decoded
+        self._decoded_to = 0
         self.eof = False
         self.reset = False
         self.closed = False
@@ -76,10 +78,13 @@ class Member:
     def lines(self, start: int = 0) -> list[str]:
         """Every complete line received (from line `start` on), without its
         "\\n" (and one "\\r" before it), decoded with replacement."""
-        complete = bytes(self.data[: self.data.rfind(b"\n") + 1]) if self.newlines else b""
-        out = complete.split(b"\n")[:-1][start:]
-        return [raw[:-1].decode("utf-8", "replace") if raw.endswith(b"\r")
-                else raw.decode("utf-8", "replace") for raw in out]
+        if len(self._decoded) < self.newlines:     # decode only what arrived since
+            end = self.data.rfind(b"\n") + 1
+            for raw in bytes(self.data[self._decoded_to:end]).split(b"\n")[:-1]:
+                self._decoded.append(raw[:-1].decode("utf-8", "replace") if raw.endswith(b"\r")
+                                     else raw.decode("utf-8", "replace"))
+            self._decoded_to = end
+        return self._decoded[start:]
 
     def pending(self) -> bytes:
         """Bytes received after the last complete line."""

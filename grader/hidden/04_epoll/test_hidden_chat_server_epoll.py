@@ -433,7 +433,6 @@ def test_several_users_leave_in_one_wake_up(shim, start_server, connect, rng):
             room.join(f"newcomer{step}")
 
 
-@pytest.mark.alone("a crowd of clients loads the machine")
 @pytest.mark.points(3)
 @pytest.mark.task(3)
 @pytest.mark.timeout(120)
