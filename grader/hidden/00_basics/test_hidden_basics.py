@@ -18,8 +18,6 @@ import socket
 import struct
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, seed, settings
-from hypothesis import strategies as st
 
 from grader.harness import waits
 from grader.harness.failure import fail
@@ -38,26 +36,13 @@ def runner(workdir, transcript) -> ModuleRunner:
 
 
 def draw(strategy, count: int, rng) -> list:
-    """Up to `count` distinct values from a hypothesis strategy, seeded from
-    the test's rng (so --socklab-seed replays them)."""
-    found: list = []
-
-    @settings(max_examples=count, database=None, deadline=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck), print_blob=False)
-    @seed(rng.randrange(2 ** 64))
-    @given(strategy)
-    def collect(value):
-        found.append(value)
-
-    collect()
-    unique: list = []
-    seen: set = set()
-    for value in found:
-        key = (type(value).__name__, repr(value))
-        if key not in seen:
-            seen.add(key)
-            unique.append(value)
-    return unique
+    """Up to `count` distinct values of the hypothesis strategy that
+    `strategy` returns, given grader.testkit.address_texts (imported here,
+    at a test's first draw: a worker that runs no test of this suite never
+    imports hypothesis). Seeded from the test's rng, so --socklab-seed
+    replays them."""
+    from grader.testkit import address_texts
+    return address_texts.draw(strategy(address_texts), count, rng)
 
 
 BATCH = """
@@ -176,94 +161,6 @@ def stdlib_ipv4_int(text: str) -> int:
     return from_pton
 
 
-# -- strategies ------------------------------------------------------------------
-
-ipv4_ints = st.integers(0, 2 ** 32 - 1)
-ipv4_texts = st.one_of(
-    ipv4_ints.map(lambda n: str(ipaddress.IPv4Address(n))),
-    st.tuples(*[st.integers(0, 255)] * 4).map(lambda parts: ".".join(map(str, parts))))
-
-# Hextets that are often zero, so that "::" compression has runs to take.
-hextets = st.one_of(st.just(0), st.just(0), st.integers(0, 0xFFFF), st.sampled_from([1, 0xFFFF]))
-
-
-@st.composite
-def ipv6_texts(draw_):
-    """Valid IPv6 spellings: any case, optional leading zeros, any zero run
-    compressed to "::" (not only the longest), optionally an IPv4 tail."""
-    groups = draw_(st.lists(hextets, min_size=8, max_size=8))
-    if draw_(st.booleans()):                                    # ::ffff:a.b.c.d and friends
-        groups[:6] = draw_(st.sampled_from([[0] * 5 + [0xFFFF], [0] * 6, groups[:6]]))
-    style = draw_(st.sampled_from(["compressed", "exploded", "random"]))
-    address = ipaddress.IPv6Address(b"".join(g.to_bytes(2, "big") for g in groups))
-    if style == "compressed":
-        return address.compressed
-    if style == "exploded":
-        return address.exploded.upper() if draw_(st.booleans()) else address.exploded
-    ipv4_tail = draw_(st.booleans())
-    hex_groups = groups[:6] if ipv4_tail else groups
-    pieces = []
-    for g in hex_groups:
-        digits = f"{g:x}"
-        digits = digits.zfill(draw_(st.integers(len(digits), 4)))
-        pieces.append(draw_(st.sampled_from([digits, digits.upper()])))
-    tail = [str(ipaddress.IPv4Address((groups[6] << 16) | groups[7]))] if ipv4_tail else []
-    zero_runs = [(i, j) for i in range(len(hex_groups)) for j in range(i + 1, len(hex_groups) + 1)
-                 if all(g == 0 for g in hex_groups[i:j])]
-    if zero_runs and draw_(st.booleans()):
-        i, j = draw_(st.sampled_from(zero_runs))
-        left, right = pieces[:i], pieces[j:] + tail
-        return ":".join(left) + "::" + ":".join(right)
-    return ":".join(pieces + tail)
-
-
-NOISE = list(".:0123456789abcdefgABCDEFx+-_/%[] \t\n\x00") + ["\u0664", "\uff14", "\u00e9"]
-
-
-@st.composite
-def corrupted(draw_):
-    """A valid address with one small change: mostly invalid, and close to
-    valid, which is where a hand-written parser goes wrong."""
-    text = draw_(st.one_of(ipv4_texts, ipv6_texts()))
-    where = draw_(st.integers(0, len(text)))
-    how = draw_(st.sampled_from(["insert", "delete", "replace", "octet", "zero", "sign",
-                                 "space", "extra", "drop"]))
-    if how == "insert":
-        return text[:where] + draw_(st.sampled_from(NOISE)) + text[where:]
-    if how == "delete" and text:
-        where = min(where, len(text) - 1)
-        return text[:where] + text[where + 1:]
-    if how == "replace" and text:
-        where = min(where, len(text) - 1)
-        return text[:where] + draw_(st.sampled_from(NOISE)) + text[where + 1:]
-    sep = "." if "." in text else ":"
-    parts = text.split(sep)
-    k = draw_(st.integers(0, len(parts) - 1))
-    if how == "octet":
-        parts[k] = str(draw_(st.integers(256, 99999)))
-    elif how == "zero":
-        parts[k] = "0" + parts[k]
-    elif how == "sign":
-        parts[k] = draw_(st.sampled_from(["+", "-"])) + parts[k]
-    elif how == "space":
-        return draw_(st.sampled_from([" ", "\t", "\n", "\r\n"])).join(
-            draw_(st.sampled_from([("", text), (text, ""), ("", text + " ")])))
-    elif how == "extra":
-        parts.insert(k, draw_(st.sampled_from(["1", "0", "ff", ""])))
-    elif len(parts) > 1:
-        del parts[k]
-    return sep.join(parts)
-
-
-# Every character but the surrogates: the set hypothesis's own default for
-# text() gives (characters(codec="utf-8")), spelt without the codec, whose
-# table hypothesis builds by encoding every code point (about 1 s of CPU in
-# each fresh process, as each grading is; see docs/grading-bench.md).
-any_character = st.characters(exclude_categories=("Cs",))
-address_like = st.text(alphabet="0123456789abcdefABCDEF.:", max_size=42)
-any_text = st.text(any_character, max_size=24)
-candidates = st.one_of(corrupted(), corrupted(), address_like, any_text)
-
 # Texts that trip a parser built on split() and int(): int() takes spaces,
 # signs, underscores and non-ASCII digits; inet_aton takes short forms.
 TRAPS = [
@@ -278,7 +175,7 @@ TRAPS = [
 
 
 def rejected_texts(rng, count: int) -> list[str]:
-    texts = TRAPS + draw(candidates, count, rng)
+    texts = TRAPS + draw(lambda a: a.candidates, count, rng)
     return [t for t in dict.fromkeys(texts) if stdlib_version(t) is None]
 
 
@@ -287,7 +184,7 @@ def rejected_texts(rng, count: int) -> list[str]:
 @pytest.mark.points(5)
 @pytest.mark.task(1)
 def test_ip_version_recognises_every_ipv4_address(runner, rng):
-    texts = [t for t in draw(ipv4_texts, 250, rng) if stdlib_version(t) == 4]
+    texts = [t for t in draw(lambda a: a.ipv4_texts, 250, rng) if stdlib_version(t) == 4]
     texts += ["0.0.0.0", "255.255.255.255", "127.0.0.1", "192.168.0.1"]
     cases = dict.fromkeys(texts, 4)
     expect_values(runner, "ip_version", cases, "IPv4 addresses",
@@ -299,7 +196,7 @@ def test_ip_version_recognises_every_ipv4_address(runner, rng):
 @pytest.mark.points(6)
 @pytest.mark.task(1)
 def test_ip_version_recognises_every_ipv6_spelling(runner, rng):
-    texts = [t for t in draw(ipv6_texts(), 250, rng) if stdlib_version(t) == 6]
+    texts = [t for t in draw(lambda a: a.ipv6_texts(), 250, rng) if stdlib_version(t) == 6]
     texts += ["::", "::1", "fe80::1", "::ffff:192.168.0.1", "2001:DB8::A", "1:2:3:4:5:6:7:8",
               "0000:0000:0000:0000:0000:0000:0000:0001", "::1.2.3.4", "1::"]
     cases = dict.fromkeys(texts, 6)
@@ -341,7 +238,7 @@ def test_address_count_of_each_version(runner):
 @pytest.mark.task(1)
 def test_address_count_rejects_other_versions(runner, rng):
     versions = [0, 1, 5, 7, -4, -6, 32, 46, 128] + draw(
-        st.integers().filter(lambda v: v not in (4, 6)), 20, rng)
+        lambda a: a.st.integers().filter(lambda v: v not in (4, 6)), 20, rng)
     expect_value_errors(runner, "address_count", list(dict.fromkeys(versions)), "versions",
                         did="called address_count() with versions other than 4 and 6",
                         expected="ValueError for each")
@@ -352,7 +249,7 @@ def test_address_count_rejects_other_versions(runner, rng):
 @pytest.mark.points(6)
 @pytest.mark.task(2)
 def test_ipv4_to_int_agrees_with_the_standard_library(runner, rng):
-    texts = draw(ipv4_texts, 300, rng) + ["192.168.0.1", "0.0.0.0", "255.255.255.255",
+    texts = draw(lambda a: a.ipv4_texts, 300, rng) + ["192.168.0.1", "0.0.0.0", "255.255.255.255",
                                           "1.0.0.0", "0.0.0.1", "128.0.0.0", "0.255.0.255"]
     cases = {t: stdlib_ipv4_int(t) for t in texts}
     expect_values(runner, "ipv4_to_int", cases, "IPv4 addresses",
@@ -367,7 +264,7 @@ def test_ipv4_to_int_agrees_with_the_standard_library(runner, rng):
 @pytest.mark.task(2)
 def test_ipv4_to_int_rejects_invalid_text(runner, rng):
     texts = rejected_texts(rng, 200)
-    ipv6 = [t for t in draw(ipv6_texts(), 40, rng) if stdlib_version(t) == 6]
+    ipv6 = [t for t in draw(lambda a: a.ipv6_texts(), 40, rng) if stdlib_version(t) == 6]
     texts += ["::1", "::ffff:1.2.3.4", "::"] + ipv6
     expect_value_errors(
         runner, "ipv4_to_int", list(dict.fromkeys(texts)), "texts",
@@ -381,7 +278,8 @@ def test_ipv4_to_int_rejects_invalid_text(runner, rng):
 @pytest.mark.points(5)
 @pytest.mark.task(2)
 def test_int_to_ipv4_agrees_with_the_standard_library(runner, rng):
-    numbers = draw(ipv4_ints, 300, rng) + [0, 1, 255, 256, 2 ** 24, 3232235521, 2 ** 32 - 1]
+    numbers = draw(lambda a: a.ipv4_ints, 300, rng) + [0, 1, 255, 256, 2 ** 24, 3232235521,
+                                                       2 ** 32 - 1]
     cases = {n: str(ipaddress.IPv4Address(n)) for n in numbers}
     expect_values(runner, "int_to_ipv4", cases, "numbers",
                   did=f"called int_to_ipv4() on {len(cases)} numbers from 0 to 2**32-1",
@@ -393,7 +291,8 @@ def test_int_to_ipv4_agrees_with_the_standard_library(runner, rng):
 @pytest.mark.task(2)
 def test_int_to_ipv4_rejects_numbers_out_of_range(runner, rng):
     numbers = [-1, 2 ** 32, 2 ** 32 + 1, -(2 ** 32), 2 ** 64, 2 ** 128] + draw(
-        st.one_of(st.integers(max_value=-1), st.integers(min_value=2 ** 32)), 40, rng)
+        lambda a: a.st.one_of(a.st.integers(max_value=-1), a.st.integers(min_value=2 ** 32)),
+        40, rng)
     expect_value_errors(runner, "int_to_ipv4", list(dict.fromkeys(numbers)), "numbers",
                         did="called int_to_ipv4() on numbers below 0 and above 2**32-1",
                         expected="ValueError for each (not struct.error, not OverflowError)",
@@ -478,7 +377,7 @@ def test_port_to_bytes_gives_network_order_for_every_port(runner):
 @pytest.mark.task(3)
 def test_port_to_bytes_rejects_out_of_range_ports(runner, rng):
     ports = [-1, 65536, 65537, 70000, 2 ** 16 + 80, -65535, 2 ** 32, 2 ** 64] + draw(
-        st.one_of(st.integers(max_value=-1), st.integers(min_value=65536)), 40, rng)
+        lambda a: a.st.one_of(a.st.integers(max_value=-1), a.st.integers(min_value=65536)), 40, rng)
     expect_value_errors(runner, "port_to_bytes", list(dict.fromkeys(ports)), "ports",
                         did="called port_to_bytes() on integers below 0 and above 65535",
                         expected="ValueError for each (not struct.error, not OverflowError)",
@@ -491,8 +390,10 @@ def test_port_to_bytes_rejects_out_of_range_ports(runner, rng):
 @pytest.mark.task(3)
 def test_port_to_bytes_rejects_values_that_are_not_integers(runner, rng):
     values = ["80", "8080", "", 80.0, 8080.5, -1.0, None, b"\x1f\x90", [80], (80,)] + draw(
-        st.one_of(st.text(any_character, max_size=6), st.floats(allow_nan=False, allow_infinity=False),
-                  st.binary(max_size=3), st.none(), st.lists(st.integers(0, 65535), max_size=2)),
+        lambda a: a.st.one_of(a.st.text(a.any_character, max_size=6),
+                              a.st.floats(allow_nan=False, allow_infinity=False),
+                              a.st.binary(max_size=3), a.st.none(),
+                              a.st.lists(a.st.integers(0, 65535), max_size=2)),
         40, rng)
     expect_value_errors(runner, "port_to_bytes", values, "values that are not ints",
                         did="called port_to_bytes() with values that are not integers: "
@@ -528,7 +429,7 @@ def test_bytes_to_port_reads_every_two_byte_value(runner):
 @pytest.mark.task(3)
 def test_bytes_to_port_rejects_wrong_lengths(runner, rng):
     values = [b"", b"\x01", b"\x00\x00\x00", b"\x1f\x90\x00", b"\x00" * 4] + draw(
-        st.binary(max_size=12).filter(lambda b: len(b) != 2), 40, rng)
+        lambda a: a.st.binary(max_size=12).filter(lambda b: len(b) != 2), 40, rng)
     expect_value_errors(runner, "bytes_to_port", list(dict.fromkeys(values)), "byte strings",
                         did="called bytes_to_port() on byte strings of length 0, 1, 3 and more",
                         expected="ValueError for each (not struct.error, and not a number "
@@ -765,10 +666,14 @@ def test_resolve_lists_each_candidate_once(runner, rng):
 @pytest.mark.task(4)
 def test_resolve_matches_getaddrinfo_for_numeric_hosts(runner, rng):
     v4, v6 = int(socket.AF_INET), int(socket.AF_INET6)
-    hosts = st.one_of(ipv4_texts, ipv6_texts().filter(lambda t: stdlib_version(t) == 6))
-    options = st.fixed_dictionaries({}, optional={"passive": st.booleans(),
-                                                  "family": st.sampled_from([0, v4, v6])})
-    cases = draw(st.tuples(hosts, st.integers(0, 65535), options), 100, rng)
+
+    def strategy(a):
+        hosts = a.st.one_of(a.ipv4_texts, a.ipv6_texts().filter(lambda t: stdlib_version(t) == 6))
+        options = a.st.fixed_dictionaries({}, optional={"passive": a.st.booleans(),
+                                                        "family": a.st.sampled_from([0, v4, v6])})
+        return a.st.tuples(hosts, a.st.integers(0, 65535), options)
+
+    cases = draw(strategy, 100, rng)
     resolve_cases(runner, cases,
                   did=f"called resolve() on {len(cases)} numeric IPv4 and IPv6 addresses, "
                       "random ports, with and without passive and family",
