@@ -39,6 +39,7 @@ import os
 import select
 import socket
 import struct
+import threading
 import time
 from typing import Callable
 
@@ -47,6 +48,7 @@ from grader.harness.failure import GradingFailure
 from grader.harness.transcript import Transcript
 
 RECV_SIZE = 1 << 16
+_DECODING = threading.Lock()    # a member's lines may be asked for from a beside thread
 DRAIN_EVERY = 0.1       # seconds between bulk reads of every member in join()
 
 
@@ -78,13 +80,14 @@ class Member:
     def lines(self, start: int = 0) -> list[str]:
         """Every complete line received (from line `start` on), without its
         "\\n" (and one "\\r" before it), decoded with replacement."""
-        if len(self._decoded) < self.newlines:     # decode only what arrived since
-            end = self.data.rfind(b"\n") + 1
-            for raw in bytes(self.data[self._decoded_to:end]).split(b"\n")[:-1]:
-                self._decoded.append(raw[:-1].decode("utf-8", "replace") if raw.endswith(b"\r")
-                                     else raw.decode("utf-8", "replace"))
-            self._decoded_to = end
-        return self._decoded[start:]
+        with _DECODING:     # decode only what arrived since the last call
+            if len(self._decoded) < self.newlines:
+                end = self.data.rfind(b"\n") + 1
+                for raw in bytes(self.data[self._decoded_to:end]).split(b"\n")[:-1]:
+                    self._decoded.append(raw[:-1].decode("utf-8", "replace")
+                                         if raw.endswith(b"\r") else raw.decode("utf-8", "replace"))
+                self._decoded_to = end
+            return self._decoded[start:]
 
     def pending(self) -> bytes:
         """Bytes received after the last complete line."""
