@@ -2,7 +2,7 @@
 
 import pytest
 
-from grader.harness import waits
+from grader.harness import gates, waits
 from grader.harness.failure import check
 from grader.testkit import textgen
 
@@ -26,6 +26,7 @@ def test_prints_that_it_is_listening(server, connect):
 def test_says_who_connected(server, connect):
     program, port = server
     connect(port, name="client")
+    gates.needs_accepted(port)      # the line comes after accept(): see the first test that failed
     program.expect_line(r"\[server\] got connection from 127\.0\.0\.1\s*$", did="connected a client")
 
 
@@ -45,6 +46,7 @@ def test_echoes_what_it_receives(server, connect, rng):
 def test_exits_when_the_client_hangs_up(server, connect):
     program, port = server
     connect(port, name="client").close()
+    gates.needs_accepted(port)      # only an accepted connection can be hung up
     program.expect_line(r"\[server\] client 127\.0\.0\.1 hung up\s*$", did="the client closed")
     status = program.wait_exit(waits.EXIT)
     check(status is not None and status.code == 0, "the client closed",

@@ -183,6 +183,7 @@ def test_echoes_a_chunk_exactly(server, connect, rng):
 def test_logs_each_received_message(server, connect, rng):
     program, port = server
     client = connect(port, name="client")
+    gates.needs_accepted(port)      # only an accepted connection's lines can be logged
     for _ in range(3):
         text = textgen.message(rng)
         client.send_line(text)
@@ -202,6 +203,7 @@ def test_logs_a_telnet_line_without_its_line_ending(start_server, workdir, conne
     text = textgen.message(rng)
     client.send_line(text, ending="\r\n")
     expected = f"[server] received message from client 127.0.0.1: {text}\n".encode()
+    gates.needs_accepted(port)
     try:
         program.expect_line(
             repr(expected), literal=True,
@@ -222,6 +224,7 @@ def test_logs_bad_bytes_as_replacement_characters(server, connect, rng):
     tag = f"#{rng.randrange(16**6):06x}"
     data = b"caf\xe9 na\xefve \xff\xfe ok " + tag.encode() + b"\n"
     client.send_raw(data)
+    gates.needs_accepted(port)
     program.expect_line(
         f"[server] received message from client 127.0.0.1: caf\ufffd na\ufffdve \ufffd\ufffd ok {tag}",
         literal=True,
