@@ -251,6 +251,9 @@ def test_client_waits_about_a_second_per_attempt(spawn, udp, rng):
 @pytest.mark.points(2)
 @pytest.mark.task(4)
 def test_client_gives_up_when_nothing_listens(spawn, free_port, rng):
+    # Giving up comes after sending: a client that never sent its line to a
+    # server in an earlier test (its `sends` gate) fails here at once too.
+    gates.require(gates.sends(USUAL))
     port = free_port()
     program = run_client(spawn, port, textgen.message(rng))
     expect_gave_up(program, f"ran the client against port {port}, where nothing listens "
